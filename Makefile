@@ -1,0 +1,27 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HOST ?= 127.0.0.1
+export PORT ?= 8000
+
+.PHONY: setup run test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+run: setup
+	scripts/run.sh
+
+test: setup
+	scripts/test.sh
+
+bench: setup
+	scripts/bench.sh
+
+clean:
+	rm -rf $(VENV) var node_modules

@@ -1,0 +1,45 @@
+"""One error body for every refusal: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from processes.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, details=None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def handle(exc, context) -> Response:
+    if isinstance(exc, ServiceError):
+        return Response(exc.as_body(), status=exc.status)
+    if isinstance(exc, Http404):
+        return Response(error_body("not_found", "not found"), status=404)
+    if isinstance(exc, DjangoPermissionDenied):
+        return Response(error_body("forbidden", "not allowed"), status=403)
+    if isinstance(exc, exceptions.ValidationError):
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return Response(error_body("invalid", "invalid input", details), status=400)
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        response = Response(error_body("not_authenticated", str(exc.detail)), status=401)
+        response["WWW-Authenticate"] = 'Token realm="api"'
+        return response
+    if isinstance(exc, exceptions.Throttled):
+        response = Response(error_body("throttled", str(exc.detail), {"wait": exc.wait}), status=429)
+        if exc.wait is not None:
+            response["Retry-After"] = str(int(exc.wait) + 1)
+        return response
+    if isinstance(exc, exceptions.APIException):
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
+        return Response(error_body(code, str(exc.detail)), status=exc.status_code)
+    # Anything else is a bug: a generic body, never a traceback or SQL.
+    log.exception("unhandled error in %s", context.get("view"))
+    return Response(error_body("server_error", "internal error"), status=status.HTTP_500_INTERNAL_SERVER_ERROR)

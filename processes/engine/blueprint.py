@@ -1,0 +1,220 @@
+"""A journey definition compiled into the immutable shape the engine core walks.
+
+A blueprint is built once per (workflow version, container) and cached, so advancing a
+process never touches the graph store: every lookup here is a dict access.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, Iterable, Mapping
+
+from .durations import parse_duration
+
+HUMAN = "human"
+SYSTEM = "system"
+DEFAULT_SYSTEM_RETRIES = 3
+
+
+class UnknownContainer(LookupError):
+    """The id names no journey, phase or module of this definition."""
+
+
+@dataclass(frozen=True, slots=True)
+class FormField:
+    name: str
+    type: str
+    required: bool = False
+    sensitive: bool = False
+    choices: tuple[Any, ...] = ()
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Atom:
+    id: str
+    name: str
+    position: int
+    kind: str = HUMAN
+    role: str | None = None
+    priority: str = "medium"
+    sla_target: timedelta | None = None
+    sla_escalation: timedelta | None = None
+    form: tuple[FormField, ...] = ()
+    handler: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    retries: int = 0
+
+    @property
+    def is_system(self) -> bool:
+        return self.kind == SYSTEM
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """An ENABLES edge. `condition` is None for unconditional and default edges."""
+
+    source: str
+    target: str
+    position: int
+    condition: Any = None
+    default: bool = False
+
+    @property
+    def conditional(self) -> bool:
+        return self.condition is not None
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    container_id: str
+    journey_id: str
+    atoms: Mapping[str, Atom]
+    edges: tuple[Edge, ...]
+    depends_on: Mapping[str, tuple[str, ...]]
+    roles: Mapping[str, str] = field(default_factory=dict)  # role id -> assignment strategy
+    sensitive_paths: tuple[str, ...] = ()
+    sla_target: timedelta | None = None
+
+    @cached_property
+    def outgoing(self) -> dict[str, tuple[Edge, ...]]:
+        return _group(self.atoms, self.edges, key=lambda edge: edge.source)
+
+    @cached_property
+    def incoming(self) -> dict[str, tuple[Edge, ...]]:
+        return _group(self.atoms, self.edges, key=lambda edge: edge.target)
+
+    @cached_property
+    def dependents(self) -> dict[str, tuple[str, ...]]:
+        reverse: dict[str, list[str]] = {atom_id: [] for atom_id in self.atoms}
+        for atom_id, targets in self.depends_on.items():
+            for target in targets:
+                reverse[target].append(atom_id)
+        return {atom_id: tuple(ids) for atom_id, ids in reverse.items()}
+
+    @cached_property
+    def start_atoms(self) -> tuple[str, ...]:
+        return tuple(atom_id for atom_id in self.atoms if not self.incoming[atom_id])
+
+    @cached_property
+    def sensitive_fields(self) -> frozenset[str]:
+        """Top-level context keys that hold PII: journey paths and sensitive form fields."""
+        keys = {path.split(".", 1)[0] for path in self.sensitive_paths}
+        for atom in self.atoms.values():
+            keys.update(field.name for field in atom.form if field.sensitive)
+        return frozenset(keys)
+
+
+def _group(atoms: Iterable[str], edges: Iterable[Edge], key) -> dict[str, tuple[Edge, ...]]:
+    grouped: dict[str, list[Edge]] = {atom_id: [] for atom_id in atoms}
+    for edge in edges:
+        grouped[key(edge)].append(edge)
+    return {atom_id: tuple(items) for atom_id, items in grouped.items()}
+
+
+def containers(definition: Mapping[str, Any]) -> dict[str, tuple[str, list[str]]]:
+    """Every container id of a definition -> (kind, its atom ids in file order)."""
+    all_atoms = [atom["id"] for atom in definition["atoms"]]
+    found: dict[str, tuple[str, list[str]]] = {definition["journey"]["id"]: ("journey", all_atoms)}
+    order = {atom_id: index for index, atom_id in enumerate(all_atoms)}
+    for phase in definition.get("phases", []):
+        phase_atoms: list[str] = []
+        for module in phase.get("modules", []):
+            module_atoms = sorted(module.get("atoms", []), key=order.__getitem__)
+            found[module["id"]] = ("module", module_atoms)
+            phase_atoms.extend(module_atoms)
+        found[phase["id"]] = ("phase", sorted(phase_atoms, key=order.__getitem__))
+    return found
+
+
+def compile_blueprint(definition: Mapping[str, Any], container_id: str | None = None) -> Blueprint:
+    """Compile a normalized definition (see processes.journey) for one of its containers."""
+    journey = definition["journey"]
+    container_id = container_id or journey["id"]
+    try:
+        _, member_ids = containers(definition)[container_id]
+    except KeyError:
+        raise UnknownContainer(container_id) from None
+    members = set(member_ids)
+    rules = {rule["rule_id"]: rule["conditions"] for rule in definition.get("rules", [])}
+
+    atoms = {}
+    for position, raw in enumerate(definition["atoms"]):
+        if raw["id"] in members:
+            atoms[raw["id"]] = _compile_atom(raw, position)
+
+    edges: list[Edge] = []
+    depends_on: dict[str, list[str]] = {atom_id: [] for atom_id in atoms}
+    for position, raw in enumerate(definition.get("edges", [])):
+        # Edges that leave the container are not part of this workflow.
+        if raw["from"] not in members or raw["to"] not in members:
+            continue
+        if raw["type"] == "DEPENDS_ON":
+            depends_on[raw["from"]].append(raw["to"])
+        elif raw["type"] == "ENABLES":
+            edges.append(
+                Edge(
+                    source=raw["from"],
+                    target=raw["to"],
+                    position=position,
+                    condition=_edge_condition(raw, rules),
+                    default=bool(raw.get("default", False)),
+                )
+            )
+
+    sla = journey.get("sla", {}).get("target")
+    return Blueprint(
+        container_id=container_id,
+        journey_id=journey["id"],
+        atoms=atoms,
+        edges=tuple(edges),
+        depends_on={atom_id: tuple(ids) for atom_id, ids in depends_on.items()},
+        roles={role["id"]: role.get("assignment", "least_busy") for role in definition.get("roles", [])},
+        sensitive_paths=tuple(journey.get("sensitive", ())),
+        sla_target=parse_duration(sla) if sla else None,
+    )
+
+
+def _compile_atom(raw: Mapping[str, Any], position: int) -> Atom:
+    kind = raw.get("kind", HUMAN)
+    sla = raw.get("sla", {})
+    return Atom(
+        id=raw["id"],
+        name=raw.get("name", raw["id"]),
+        position=position,
+        kind=kind,
+        role=raw.get("performed_by"),
+        priority=raw.get("priority", "medium"),
+        sla_target=parse_duration(sla["target"]) if "target" in sla else None,
+        sla_escalation=parse_duration(sla["escalation"]) if "escalation" in sla else None,
+        form=tuple(
+            FormField(
+                name=item["name"],
+                type=item["type"],
+                required=bool(item.get("required", False)),
+                sensitive=bool(item.get("sensitive", False)),
+                choices=tuple(item.get("choices", ())),
+                label=item.get("label", ""),
+            )
+            for item in raw.get("form", ())
+        ),
+        handler=raw.get("handler"),
+        params=dict(raw.get("params", {})),
+        retries=int(raw.get("retries", DEFAULT_SYSTEM_RETRIES if kind == SYSTEM else 0)),
+    )
+
+
+def _edge_condition(raw: Mapping[str, Any], rules: Mapping[str, Any]) -> Any:
+    """All the edge's rules and its inline condition, as one `all` group (None if none)."""
+    parts = [_as_group(rules[rule_id]) for rule_id in raw.get("rules", ())]
+    if raw.get("condition") is not None:
+        parts.append(_as_group(raw["condition"]))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"all": parts}
+
+
+def _as_group(condition: Any) -> Any:
+    return {"all": list(condition)} if isinstance(condition, list) else condition

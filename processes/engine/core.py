@@ -1,0 +1,176 @@
+"""The engine core: pure functions from (blueprint, runtime, event) to (runtime, effects).
+
+No Django, no I/O. The live engine (processes.services) and the simulator call these same
+functions, so a simulation cannot disagree with a real run. The semantics are those of
+docs "journey-format.md", section "Execution semantics", numbered the same way below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import rules
+from .blueprint import Blueprint
+from .forms import clean_result, validate_result
+
+WAITING = "waiting"
+ACTIVE = "active"
+COMPLETED = "completed"
+SKIPPED = "skipped"
+DECIDED = frozenset({COMPLETED, SKIPPED})
+
+
+class EngineError(Exception):
+    """An event the process cannot accept in its current state."""
+
+
+class AtomNotActive(EngineError):
+    pass
+
+
+class InvalidResult(EngineError):
+    def __init__(self, atom_id: str, problems: dict[str, str]):
+        super().__init__(f"{atom_id}: invalid result: {problems}")
+        self.atom_id = atom_id
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A process's atom states and, per decided atom, the targets of its fired edges."""
+
+    states: Mapping[str, str]
+    fired: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @classmethod
+    def initial(cls, blueprint: Blueprint) -> "Runtime":
+        return cls(states={atom_id: WAITING for atom_id in blueprint.atoms}, fired={})
+
+    def edge_fired(self, source: str, target: str) -> bool | None:
+        """True or False once the source is decided, None while it is not."""
+        if self.states.get(source) not in DECIDED:
+            return None
+        return target in self.fired.get(source, frozenset())
+
+
+@dataclass
+class Step:
+    """What one event did: the new runtime and context, and the effects to carry out."""
+
+    runtime: Runtime
+    context: dict[str, Any]
+    changed: list[str] = field(default_factory=list)  # atoms whose state changed, in order
+    activated: list[str] = field(default_factory=list)  # in file order
+    skipped: list[str] = field(default_factory=list)
+    completed: bool = False
+
+
+class _Walk:
+    """Mutable scratch state for one event; becomes a Step at the end."""
+
+    def __init__(self, blueprint: Blueprint, runtime: Runtime, context: Mapping[str, Any]):
+        self.bp = blueprint
+        self.states = dict(runtime.states)
+        self.fired = dict(runtime.fired)
+        self.context = dict(context)
+        self.changed: list[str] = []
+        self.activated: list[str] = []
+        self.skipped: list[str] = []
+
+    def set_state(self, atom_id: str, state: str) -> None:
+        self.states[atom_id] = state
+        if atom_id not in self.changed:
+            self.changed.append(atom_id)
+
+    def deps_satisfied(self, atom_id: str) -> bool:
+        # 4. A DEPENDS_ON target that was skipped counts as satisfied.
+        return all(self.states[dep] in DECIDED for dep in self.bp.depends_on[atom_id])
+
+    def decide_outgoing(self, atom_id: str) -> None:
+        # 2. Conditional edges in file order; unconditional ones always; the default edge
+        # only when no conditional edge fired.
+        fired = set()
+        conditional_fired = False
+        for edge in self.bp.outgoing[atom_id]:
+            if edge.conditional:
+                if rules.evaluate(edge.condition, self.context):
+                    fired.add(edge.target)
+                    conditional_fired = True
+            elif not edge.default:
+                fired.add(edge.target)
+        if not conditional_fired:
+            fired.update(edge.target for edge in self.bp.outgoing[atom_id] if edge.default)
+        self.fired[atom_id] = frozenset(fired)
+
+    def settle(self, queue: list[str]) -> None:
+        """Re-check readiness of the queued atoms until nothing more changes."""
+        while queue:
+            atom_id = queue.pop(0)
+            if self.states[atom_id] != WAITING:
+                continue
+            incoming = self.bp.incoming[atom_id]
+            if any(self.states[edge.source] not in DECIDED for edge in incoming):
+                continue
+            if incoming and not any(atom_id in self.fired.get(edge.source, ()) for edge in incoming):
+                # 4 + 3. Every incoming edge is dead: skip, and its edges die with it.
+                self.set_state(atom_id, SKIPPED)
+                self.skipped.append(atom_id)
+                self.fired[atom_id] = frozenset()
+                queue.extend(self._downstream(atom_id))
+            elif self.deps_satisfied(atom_id):
+                self.set_state(atom_id, ACTIVE)
+                self.activated.append(atom_id)
+
+    def _downstream(self, atom_id: str) -> list[str]:
+        return [edge.target for edge in self.bp.outgoing[atom_id]] + list(self.bp.dependents[atom_id])
+
+    def finish(self) -> Step:
+        positions = {atom_id: atom.position for atom_id, atom in self.bp.atoms.items()}
+        self.activated.sort(key=positions.__getitem__)
+        return Step(
+            runtime=Runtime(states=self.states, fired=self.fired),
+            context=self.context,
+            changed=self.changed,
+            activated=self.activated,
+            skipped=self.skipped,
+            completed=all(state in DECIDED for state in self.states.values()),
+        )
+
+
+def start(blueprint: Blueprint, context: Mapping[str, Any] | None = None) -> Step:
+    """1. Start: start atoms whose dependencies are met become active; the rest wait."""
+    walk = _Walk(blueprint, Runtime.initial(blueprint), context or {})
+    walk.settle(list(blueprint.start_atoms))
+    return walk.finish()
+
+
+def complete(
+    blueprint: Blueprint,
+    runtime: Runtime,
+    context: Mapping[str, Any],
+    atom_id: str,
+    result: Mapping[str, Any] | None = None,
+) -> Step:
+    """2. Completion of an active atom with its result."""
+    if runtime.states.get(atom_id) != ACTIVE:
+        raise AtomNotActive(f"{atom_id} is {runtime.states.get(atom_id, 'not in this workflow')}, not active")
+    atom = blueprint.atoms[atom_id]
+    result = result if result is not None else {}
+    problems = validate_result(atom, result)
+    if problems:
+        raise InvalidResult(atom_id, problems)
+    walk = _Walk(blueprint, runtime, context)
+    walk.context.update(clean_result(atom, result))
+    walk.set_state(atom_id, COMPLETED)
+    walk.decide_outgoing(atom_id)
+    walk.settle(walk._downstream(atom_id))
+    return walk.finish()
+
+
+def progress(runtime: Runtime) -> float:
+    """Share of atoms decided, 0..1."""
+    if not runtime.states:
+        return 1.0
+    decided = sum(1 for state in runtime.states.values() if state in DECIDED)
+    return decided / len(runtime.states)

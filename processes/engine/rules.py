@@ -1,0 +1,428 @@
+"""Rule conditions: checked when a journey is loaded, interpreted (never `eval`ed) when run.
+
+A condition is data: a leaf `{field, operator, value}`, or a group `{all: [...]}`,
+`{any: [...]}`, `{not: {...}}`; a list at the top level means `all`. Semantics are those of
+docs "journey-format.md", section "Rules": strict types, and a missing field makes every
+operator but `exists` false. Rule files come from people, so validation walks them
+iteratively with bounded depth and size: a hostile file gets a list of problems, never a
+RecursionError, and evaluation only ever runs on a condition that passed validation.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from typing import Any, Callable, Final, Mapping
+
+OPERATORS: Final = frozenset(
+    {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists", "between", "startswith"}
+)
+GROUP_KEYS: Final = ("all", "any", "not")
+LEAF_KEYS: Final = frozenset({"field", "operator", "value"})
+
+MAX_DEPTH: Final = 32  # groups nested deeper than this are rejected
+MAX_NODES: Final = 1000  # conditions and groups in one tree
+MAX_VALUE_ITEMS: Final = 10_000  # scalars, lists and mappings inside one JSON value
+MAX_PATH_LENGTH: Final = 200
+
+# Lower-case segments only, at most 8 of them; dunder segments are refused separately.
+_FIELD_PATH: Final = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z0-9_]+){0,7}")
+_PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+MISSING: Final = object()  # a path absent from the context (distinct from a null value)
+
+# Exact types that are always JSON scalars: the fast path of the hot checks below.
+_PLAIN_SCALARS: Final = frozenset({str, bool, int, type(None)})
+
+__all__ = [
+    "OPERATORS",
+    "ConditionError",
+    "condition_fields",
+    "canonical_condition",
+    "evaluate",
+    "is_field_path",
+    "json_problems",
+    "lookup",
+    "strict_equal",
+    "validate_condition",
+]
+
+
+class ConditionError(ValueError):
+    """A condition that failed validation at evaluation time (the engine fails closed)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems[:5]))
+        self.problems = problems
+
+
+# --- small helpers shared with the journey validator ------------------------------------
+
+
+def show(value: Any) -> str:
+    """A short, safe rendering of a user-supplied value for a problem message.
+
+    Containers are named, not printed: `repr` of a 10,000-deep structure would itself
+    raise RecursionError, and a huge one would flood the message.
+    """
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return f"a {type(value).__name__}"
+
+
+def key_place(place: str, key: Any) -> str:
+    """The place of a mapping key, as `place.key` when the key reads well that way."""
+    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+        return f"{place}.{key}" if place else key
+    return f"{place}[{show(key)}]" if place else f"[{show(key)}]"
+
+
+def is_number(value: Any) -> bool:
+    # bool is an int subclass in Python, but a flag is not a number.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_field_path(path: Any) -> bool:
+    """A dotted context path: lower-case segments, no dunders (no `__class__` tricks)."""
+    return isinstance(path, str) and len(path) <= MAX_PATH_LENGTH and _valid_path(path)
+
+
+@functools.lru_cache(maxsize=4096)  # the same few paths are checked on every evaluation
+def _valid_path(path: str) -> bool:
+    if not _FIELD_PATH.fullmatch(path):
+        return False
+    return not any(segment.startswith("__") for segment in path.split("."))
+
+
+def json_problems(
+    value: Any, place: str, *, max_depth: int = MAX_DEPTH, max_items: int = MAX_VALUE_ITEMS
+) -> list[str]:
+    """Problems making `value` something other than bounded, finite JSON data.
+
+    Iterative, so the depth bound is reported instead of overflowing the stack.
+    """
+    if type(value) in _PLAIN_SCALARS:
+        return []
+    problems: list[str] = []
+    stack: list[tuple[Any, str, int]] = [(value, place, 1)]
+    seen = 0
+    while stack:
+        item, where, depth = stack.pop()
+        seen += 1
+        if seen > max_items:
+            problems.append(f"{place}: more than {max_items} items")
+            break
+        if type(item) in _PLAIN_SCALARS or isinstance(item, (bool, str)):
+            continue
+        if is_number(item):
+            if isinstance(item, float) and not math.isfinite(item):
+                problems.append(f"{where}: not a finite number")
+            continue
+        if not isinstance(item, (list, dict)):
+            problems.append(f"{where}: a {type(item).__name__} is not JSON data")
+            continue
+        if depth >= max_depth:
+            problems.append(f"{where}: nested deeper than {max_depth} levels")
+            continue
+        if isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in reversed(list(enumerate(item))))
+            continue
+        for key in reversed(list(item)):
+            if not isinstance(key, str):
+                problems.append(f"{where}: keys must be strings, got {show(key)}")
+            else:
+                stack.append((item[key], key_place(where, key), depth + 1))
+    return problems
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def validate_condition(cond: Any, place: str) -> list[str]:
+    """Every problem of one condition or group, each as `"<place>: <message>"`."""
+    problems: list[str] = []
+    if isinstance(cond, list):
+        if not cond:
+            return [f"{place}: must not be empty"]
+        stack = [(item, f"{place}[{i}]", 2) for i, item in reversed(list(enumerate(cond)))]
+    else:
+        stack = [(cond, place, 1)]
+    nodes = 0
+    while stack:
+        node, where, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            problems.append(f"{place}: more than {MAX_NODES} conditions")
+            break
+        if depth > MAX_DEPTH:
+            problems.append(f"{where}: nested deeper than {MAX_DEPTH} levels")
+            continue
+        if not isinstance(node, dict):
+            problems.append(f"{where}: expected a condition or a group (all, any, not), got {show(node)}")
+            continue
+        if any(key in node for key in GROUP_KEYS):
+            children = _group_children(node, where, problems)
+            stack.extend((child, child_place, depth + 1) for child, child_place in reversed(children))
+        else:
+            problems.extend(_leaf_problems(node, where))
+    return problems
+
+
+def _group_children(node: dict[Any, Any], where: str, problems: list[str]) -> list[tuple[Any, str]]:
+    """Check a group's own shape; return its children (with their places) to walk."""
+    present = [key for key in GROUP_KEYS if key in node]
+    for key in node:
+        if key not in GROUP_KEYS:
+            problems.append(f"{key_place(where, key)}: unknown key")
+    if len(present) > 1:
+        problems.append(f"{where}: a group has exactly one of all, any, not (found {', '.join(present)})")
+        return []
+    key = present[0]
+    body = node[key]
+    if key == "not":
+        if not isinstance(body, dict):
+            problems.append(f"{where}.not: expected a condition or a group, got {show(body)}")
+            return []
+        return [(body, f"{where}.not")]
+    if not isinstance(body, list):
+        problems.append(f"{where}.{key}: expected a list of conditions, got {show(body)}")
+        return []
+    if not body:
+        problems.append(f"{where}.{key}: must not be empty")
+    return [(child, f"{where}.{key}[{i}]") for i, child in enumerate(body)]
+
+
+def _leaf_problems(node: dict[Any, Any], where: str) -> list[str]:
+    problems: list[str] = []
+    for key in node:
+        if key not in LEAF_KEYS:
+            hint = " (the key is 'operator')" if key == "op" else ""
+            problems.append(f"{key_place(where, key)}: unknown key{hint}")
+    if "field" not in node:
+        problems.append(f"{where}.field: required")
+    elif not is_field_path(node["field"]):
+        problems.append(f"{where}.field: invalid field path {show(node['field'])}")
+    if "operator" not in node:
+        problems.append(f"{where}.operator: required")
+        return problems
+    operator = node["operator"]
+    if not isinstance(operator, str) or operator not in OPERATORS:
+        problems.append(f"{where}.operator: unknown operator {show(operator)}")
+        return problems
+    if operator == "exists":
+        return problems  # takes no value; one given is ignored (and dropped when canonical)
+    if "value" not in node:
+        problems.append(f"{where}.value: required for operator '{operator}'")
+        return problems
+    value = node["value"]
+    shape = json_problems(value, f"{where}.value")
+    if shape:
+        return problems + shape
+    message = _value_message(operator, value)
+    if message:
+        problems.append(f"{where}.value: {message}")
+    return problems
+
+
+def _value_message(operator: str, value: Any) -> str | None:
+    """What is wrong with a (JSON) value for this operator, or None."""
+    if operator in ("in", "not_in") and not isinstance(value, list):
+        return f"'{operator}' needs a list"
+    if operator in ("gt", "gte", "lt", "lte") and not _orderable(value):
+        return f"'{operator}' needs a number or a string"
+    if operator == "startswith" and not isinstance(value, str):
+        return "'startswith' needs a string"
+    if operator == "between":
+        if not isinstance(value, list) or len(value) != 2:
+            return "'between' needs a list [low, high]"
+        low, high = value
+        if not (_orderable(low) and _comparable(low, high)):
+            return "'between' needs two numbers or two strings"
+        if low > high:
+            return "'between' needs low <= high"
+    return None
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+def evaluate(cond: Any, context: Any) -> bool:
+    """Whether the condition holds on the context.
+
+    The condition is validated again first: evaluation is the last line of defence, and
+    a tree that was tampered with after load time must fail closed, not run.
+    """
+    problems = validate_condition(cond, "condition")
+    if problems:
+        raise ConditionError(problems)
+    return _holds(cond, context)
+
+
+def _holds(node: Any, context: Any) -> bool:
+    # Recursion is safe here: validation bounded the depth to MAX_DEPTH.
+    if isinstance(node, list):
+        return all(_holds(child, context) for child in node)
+    if "all" in node:
+        return all(_holds(child, context) for child in node["all"])
+    if "any" in node:
+        return any(_holds(child, context) for child in node["any"])
+    if "not" in node:
+        return not _holds(node["not"], context)
+    actual = lookup(context, node["field"])
+    if node["operator"] == "exists":
+        return actual is not MISSING
+    if actual is MISSING:
+        return False
+    return _OPERATOR_FUNCTIONS[node["operator"]](actual, node["value"])
+
+
+def lookup(context: Any, path: str) -> Any:
+    """The value at a dotted path, or MISSING. Dict keys only: never an attribute."""
+    current = context
+    for segment in path.split("."):
+        if not isinstance(current, dict) or segment not in current:
+            return MISSING
+        current = current[segment]
+    return current
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if is_number(value):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    return "other"
+
+
+def strict_equal(left: Any, right: Any) -> bool:
+    """JSON equality where types never mix: 1 != "1", True != 1, [1] != [True].
+
+    Iterative; it stops at the first difference, so comparing with a bounded (validated)
+    value is bounded too, whatever the context holds.
+    """
+    if type(left) is type(right) and type(left) in _PLAIN_SCALARS:
+        return left == right  # the common case: two strings, two ints, ...
+    stack = [(left, right)]
+    while stack:
+        a, b = stack.pop()
+        kind = _kind(a)
+        if kind != _kind(b) or kind == "other":
+            return False  # unknown types are never equal: their __eq__ is not ours to run
+        if kind == "list":
+            if len(a) != len(b):
+                return False
+            stack.extend(zip(a, b))
+        elif kind == "dict":
+            if a.keys() != b.keys():
+                return False
+            stack.extend((a[key], b[key]) for key in a)
+        elif a != b:
+            return False
+    return True
+
+
+def _orderable(value: Any) -> bool:
+    return is_number(value) or isinstance(value, str)
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    # Numbers with numbers, strings with strings; anything else would raise or mislead.
+    return (is_number(a) and is_number(b)) or (isinstance(a, str) and isinstance(b, str))
+
+
+def _between(actual: Any, bounds: list[Any]) -> bool:
+    low, high = bounds
+    return _comparable(actual, low) and _comparable(actual, high) and low <= actual <= high
+
+
+def _contains(actual: Any, value: Any) -> bool:
+    if isinstance(actual, str):
+        return isinstance(value, str) and value in actual
+    if isinstance(actual, list):
+        return any(strict_equal(item, value) for item in actual)
+    return False
+
+
+def _is_in(actual: Any, value: list[Any]) -> bool:
+    return any(strict_equal(actual, item) for item in value)
+
+
+# The allowlist: each operator name maps to a plain function, nothing else is reachable.
+_OPERATOR_FUNCTIONS: Final[Mapping[str, Callable[[Any, Any], bool]]] = {
+    "eq": strict_equal,
+    "ne": lambda actual, value: not strict_equal(actual, value),
+    "gt": lambda actual, value: _comparable(actual, value) and actual > value,
+    "gte": lambda actual, value: _comparable(actual, value) and actual >= value,
+    "lt": lambda actual, value: _comparable(actual, value) and actual < value,
+    "lte": lambda actual, value: _comparable(actual, value) and actual <= value,
+    "between": _between,
+    "in": _is_in,
+    "not_in": lambda actual, value: not _is_in(actual, value),
+    "contains": _contains,
+    "startswith": lambda actual, value: isinstance(actual, str) and isinstance(value, str) and actual.startswith(value),
+}
+assert set(_OPERATOR_FUNCTIONS) | {"exists"} == OPERATORS
+
+
+# --- inspection ---------------------------------------------------------------------------
+
+
+def condition_fields(cond: Any) -> set[str]:
+    """The field paths a condition reads. Safe on any input (bounded, iterative)."""
+    fields: set[str] = set()
+    stack: list[tuple[Any, int]] = [(cond, 0)]
+    visited = 0
+    while stack and visited < MAX_NODES * 2:
+        node, depth = stack.pop()
+        visited += 1
+        if depth > MAX_DEPTH + 1:
+            continue
+        if isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+        elif isinstance(node, dict):
+            if isinstance(node.get("field"), str):
+                fields.add(node["field"])
+            for key in GROUP_KEYS:
+                if key in node:
+                    body = node[key]
+                    stack.extend((child, depth + 1) for child in (body if isinstance(body, list) else [body]))
+    return fields
+
+
+def canonical_condition(cond: Any) -> Any:
+    """A fresh copy of a *valid* condition in minimal form (no ignored `exists` value)."""
+    if isinstance(cond, list):
+        return [canonical_condition(child) for child in cond]
+    for key in ("all", "any"):
+        if key in cond:
+            return {key: [canonical_condition(child) for child in cond[key]]}
+    if "not" in cond:
+        return {"not": canonical_condition(cond["not"])}
+    leaf = {"field": cond["field"], "operator": cond["operator"]}
+    if cond["operator"] != "exists":
+        leaf["value"] = _copy_json(cond["value"])
+    return leaf
+
+
+def _copy_json(value: Any) -> Any:
+    # Valid values are bounded JSON, so recursion is safe; copying keeps the output free
+    # of references shared with the input (YAML would print those as &anchors).
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    return value

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.db import transaction
+
+from processes import handlers
+from processes.journey import JourneyError, normalize, parse_text
+from processes.versions import publish_journey
+
+from ._base import ServiceCommand
+
+
+class Command(ServiceCommand):
+    help = "Validate journey files (YAML or JSON) and publish them as workflow versions."
+
+    def add_arguments(self, parser):
+        parser.add_argument("files", nargs="+")
+
+    def handle(self, *args, files, **options):
+        # Check every file before storing any: a bad file in the list stores nothing.
+        problems: list[str] = []
+        parsed = []
+        for name in files:
+            prefix = f"{name}: " if len(files) > 1 else ""
+            try:
+                data = parse_text(Path(name).read_text(encoding="utf-8"), filename=name)
+                normalize(data, known_handlers=handlers.names())
+                parsed.append(data)
+            except OSError as exc:
+                problems.append(f"{name}: cannot read: {exc.strerror}")
+            except UnicodeDecodeError:
+                problems.append(f"{name}: not UTF-8 text")
+            except JourneyError as exc:
+                problems.extend(prefix + problem for problem in exc.problems)
+        if problems:
+            self.fail(*problems)
+        with transaction.atomic():
+            published = [publish_journey(data) for data in parsed]
+        for item in published:
+            version = item.version
+            self.stdout.write(f"{version.journey_id} version {version.number} {version.hash}")

@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class GraphNode(models.Model):
+    """One node of the embedded graph store: the same property graph as in Neo4j."""
+
+    journey_id = models.CharField(max_length=100)
+    label = models.CharField(max_length=20)  # Journey | Phase | Module | Atom | Rule
+    key = models.CharField(max_length=100)  # the node's id (rule_id for rules)
+    position = models.PositiveIntegerField(default=0)
+    props = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["journey_id", "key"], name="graph_node_unique_key")]
+        indexes = [models.Index(fields=["key"], name="graph_node_key_idx")]
+
+    def __str__(self) -> str:
+        return f"({self.label} {self.key})"
+
+
+class GraphRelationship(models.Model):
+    journey_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=20)  # HAS_PHASE HAS_MODULE CONTAINS ENABLES DEPENDS_ON PERFORMED_BY
+    source = models.ForeignKey(GraphNode, on_delete=models.CASCADE, related_name="outgoing")
+    target = models.ForeignKey(GraphNode, on_delete=models.CASCADE, related_name="incoming")
+    position = models.PositiveIntegerField(default=0)
+    props = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [models.Index(fields=["journey_id", "type"], name="graph_rel_journey_type_idx")]
+
+    def __str__(self) -> str:
+        return f"({self.source.key})-[:{self.type}]->({self.target.key})"
+
+
+class WorkflowVersion(models.Model):
+    """A journey definition as published: immutable, content-hashed, numbered per journey."""
+
+    journey_id = models.CharField(max_length=100)
+    number = models.PositiveIntegerField()
+    hash = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    definition = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["journey_id", "number"], name="version_unique_number"),
+            models.UniqueConstraint(fields=["journey_id", "hash"], name="version_unique_hash"),
+        ]
+        ordering = ["journey_id", "-number"]
+
+    def __str__(self) -> str:
+        return f"{self.journey_id} v{self.number}"
+
+
+class ProcessStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+OPEN_PROCESS_STATUSES = [ProcessStatus.PENDING, ProcessStatus.RUNNING, ProcessStatus.SUSPENDED, ProcessStatus.FAILED]
+
+
+class ProcessInstance(models.Model):
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="processes")
+    journey_id = models.CharField(max_length=100)
+    workflow_id = models.CharField(max_length=100, help_text="The journey, phase or module it runs.")
+    status = models.CharField(max_length=12, choices=ProcessStatus.choices, default=ProcessStatus.PENDING)
+    context = models.JSONField(default=dict)
+    business_key = models.CharField(max_length=200, null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every state change: what optimistic readers (If-Match) compare against.
+    lock_version = models.PositiveIntegerField(default=0)
+    failure = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "-started_at"], name="process_status_idx"),
+            models.Index(fields=["workflow_id", "status"], name="process_workflow_idx"),
+        ]
+        constraints = [
+            # A business key names one open process at a time (like a workflow id elsewhere).
+            models.UniqueConstraint(
+                fields=["business_key"],
+                condition=Q(business_key__isnull=False) & Q(status__in=OPEN_PROCESS_STATUSES),
+                name="process_open_business_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"process {self.pk} ({self.workflow_id}, {self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in {ProcessStatus.COMPLETED, ProcessStatus.ABORTED}
+
+
+class AtomState(models.Model):
+    process = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE, related_name="atom_states")
+    atom_id = models.CharField(max_length=100)
+    state = models.CharField(max_length=10, default="waiting")
+    fired = models.JSONField(default=list, help_text="Targets of this atom's fired ENABLES edges.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["process", "atom_id"], name="atom_state_unique")]
+        indexes = [models.Index(fields=["atom_id", "state"], name="atom_state_atom_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.atom_id}: {self.state}"
+
+
+class EventType(models.TextChoices):
+    PROCESS_STARTED = "process.started"
+    PROCESS_SUSPENDED = "process.suspended"
+    PROCESS_RESUMED = "process.resumed"
+    PROCESS_ABORTED = "process.aborted"
+    PROCESS_FAILED = "process.failed"
+    PROCESS_COMPLETED = "process.completed"
+    TASK_CREATED = "task.created"
+    TASK_ASSIGNED = "task.assigned"
+    TASK_STARTED = "task.started"
+    TASK_COMPLETED = "task.completed"
+    TASK_REASSIGNED = "task.reassigned"
+    TASK_ESCALATED = "task.escalated"
+    TASK_FAILED = "task.failed"
+    TASK_RETRIED = "task.retried"
+    TASK_UNROUTABLE = "task.unroutable"
+    SLA_WARNING = "sla.warning"
+    SLA_BREACHED = "sla.breached"
+
+
+class ProcessEvent(models.Model):
+    """The audit trail and the outbox. Append-only: a database trigger refuses changes.
+
+    The user is kept as plain columns, not a foreign key, so that deleting a user never
+    has to touch (and could never be allowed to touch) the audit rows.
+    """
+
+    process = models.ForeignKey(ProcessInstance, on_delete=models.DO_NOTHING, related_name="events")
+    type = models.CharField(max_length=24, choices=EventType.choices)
+    timestamp = models.DateTimeField(auto_now_add=True)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    username = models.CharField(max_length=150, blank=True, default="")
+    task_id = models.BigIntegerField(null=True, blank=True)
+    atom_id = models.CharField(max_length=100, blank=True, default="")
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [models.Index(fields=["process", "id"], name="event_process_idx")]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"
+
+    def as_message(self) -> dict:
+        """The Event of the API contract, also what WebSocket clients receive."""
+        return {
+            "id": self.pk,
+            "type": self.type,
+            "timestamp": self.timestamp.isoformat(),
+            "process_id": self.process_id,
+            "user_id": self.username or None,
+            "task_id": self.task_id,
+            "atom_id": self.atom_id or None,
+            "payload": self.payload,
+        }
+
+
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase  # noqa: E402
+
+
+class ProcessUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        pass
+
+
+class ProcessGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        pass
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a write that carried an `Idempotency-Key`, per caller."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_unique_key")]

@@ -1,0 +1,129 @@
+"""Persisting what the engine core decided: atom states, new tasks, events, effects.
+
+Called by the services inside their transaction, with the process row already locked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from tasks import access, routing
+from tasks.models import PRIORITY_RANK, TaskInstance
+
+from .engine import core
+from .engine.blueprint import Blueprint
+from .events import EventLog
+from .models import AtomState, EventType, ProcessInstance, ProcessStatus
+
+logger = logging.getLogger(__name__)
+
+
+def load_runtime(process: ProcessInstance) -> tuple[core.Runtime, dict[str, AtomState]]:
+    rows = {row.atom_id: row for row in AtomState.objects.filter(process=process)}
+    runtime = core.Runtime(
+        states={atom_id: row.state for atom_id, row in rows.items()},
+        fired={atom_id: frozenset(row.fired) for atom_id, row in rows.items()},
+    )
+    return runtime, rows
+
+
+def create_atom_rows(process: ProcessInstance, step: core.Step) -> None:
+    AtomState.objects.bulk_create(
+        AtomState(
+            process=process,
+            atom_id=atom_id,
+            state=state,
+            fired=sorted(step.runtime.fired.get(atom_id, ())),
+        )
+        for atom_id, state in step.runtime.states.items()
+    )
+
+
+def save_atom_rows(step: core.Step, rows: dict[str, AtomState]) -> None:
+    now = timezone.now()
+    changed = []
+    for atom_id in step.changed:
+        row = rows[atom_id]
+        row.state = step.runtime.states[atom_id]
+        row.fired = sorted(step.runtime.fired.get(atom_id, ()))
+        row.updated_at = now
+        changed.append(row)
+    if changed:
+        AtomState.objects.bulk_update(changed, ["state", "fired", "updated_at"])
+
+
+def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, log: EventLog) -> list[TaskInstance]:
+    """Create the tasks of newly active atoms and close the process when it is done.
+
+    The caller has saved the atom rows; this saves the process row.
+    """
+    now = timezone.now()
+    tasks = [_new_task(process, blueprint, atom_id, now) for atom_id in step.activated]
+    if tasks:
+        TaskInstance.objects.bulk_create(tasks)
+        access.grant_new_tasks(tasks)
+    for task in tasks:
+        log.add(process, EventType.TASK_CREATED, task=task, role=task.role, kind=task.kind, priority=task.priority)
+        if task.kind == "system":
+            continue
+        if task.assigned_to_id:
+            log.add(process, EventType.TASK_ASSIGNED, task=task, assigned_to=task.assigned_to.get_username(),
+                    assigned_to_id=task.assigned_to_id, role=task.role)
+        elif task.data.get("unroutable"):
+            log.add(process, EventType.TASK_UNROUTABLE, task=task, role=task.role)
+    system_ids = [task.pk for task in tasks if task.kind == "system"]
+    if system_ids:
+        transaction.on_commit(lambda: enqueue_system_tasks(system_ids))
+
+    process.context = step.context
+    process.lock_version += 1
+    fields = ["context", "lock_version", "updated_at", "status"]
+    if step.completed:
+        process.status = ProcessStatus.COMPLETED
+        process.completed_at = now
+        fields.append("completed_at")
+        log.add(process, EventType.PROCESS_COMPLETED)
+    elif process.status == ProcessStatus.PENDING:
+        process.status = ProcessStatus.RUNNING
+    process.save(update_fields=fields)
+    return tasks
+
+
+def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now) -> TaskInstance:
+    atom = blueprint.atoms[atom_id]
+    task = TaskInstance(
+        process=process,
+        atom_id=atom_id,
+        name=atom.name,
+        kind=atom.kind,
+        role=atom.role or "",
+        priority=atom.priority,
+        priority_rank=PRIORITY_RANK[atom.priority],
+        due_date=now + atom.sla_target if atom.sla_target else None,
+        escalate_at=now + atom.sla_escalation if atom.sla_escalation else None,
+        created_at=now,
+    )
+    if atom.is_system:
+        return task
+    route = routing.choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY))
+    if route.assignee is not None:
+        task.assigned_to = route.assignee
+        routing.note_assignment(route.assignee, now)
+    elif route.unroutable:
+        task.data = {"unroutable": True}
+    return task
+
+
+def enqueue_system_tasks(task_ids: list[int]) -> None:
+    """Hand system steps to the workers. A broker that is down loses nothing: the steps
+    stay open in the database and `requeue_stale_system_tasks` sends them again."""
+    from .tasks import run_system_task
+
+    for task_id in task_ids:
+        try:
+            run_system_task.delay(task_id)
+        except Exception:  # noqa: BLE001
+            logger.warning("could not enqueue system task %s; the sweep will retry", task_id, exc_info=True)

@@ -1,0 +1,79 @@
+"""Reads for the API and the pages: processes, their history, their drawn graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from tasks.access import visible_processes
+
+from . import versions
+from .engine import core
+from .errors import NotFound
+from .models import AtomState, ProcessInstance, WorkflowVersion
+
+
+def processes_for(user) -> QuerySet[ProcessInstance]:
+    return visible_processes(user).select_related("version", "started_by").prefetch_related("atom_states")
+
+
+def process_for(user, process_id: Any) -> ProcessInstance:
+    try:
+        return processes_for(user).get(pk=int(process_id))
+    except (ProcessInstance.DoesNotExist, TypeError, ValueError):
+        raise NotFound(f"process {process_id} not found") from None
+
+
+def graph_of(process: ProcessInstance) -> dict[str, list[dict[str, Any]]]:
+    """Every atom with its state and every edge with whether it fired (null: undecided)."""
+    blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
+    rows = {row.atom_id: row for row in AtomState.objects.filter(process=process)}
+    runtime = core.Runtime(
+        states={atom_id: row.state for atom_id, row in rows.items()},
+        fired={atom_id: frozenset(row.fired) for atom_id, row in rows.items()},
+    )
+    nodes = [
+        {"id": atom.id, "name": atom.name, "kind": atom.kind, "role": atom.role,
+         "state": runtime.states.get(atom.id, core.WAITING)}
+        for atom in blueprint.atoms.values()
+    ]
+    edges = [
+        {"from": edge.source, "to": edge.target, "type": "ENABLES", "fired": runtime.edge_fired(edge.source, edge.target),
+         "default": edge.default, "conditional": edge.conditional}
+        for edge in blueprint.edges
+    ]
+    edges += [
+        {"from": atom_id, "to": target, "type": "DEPENDS_ON", "fired": None, "default": False, "conditional": False}
+        for atom_id, targets in blueprint.depends_on.items() for target in targets
+    ]
+    return {"nodes": nodes, "edges": edges}
+
+
+def journey_summaries() -> list[dict[str, Any]]:
+    newest = WorkflowVersion.objects.filter(journey_id=OuterRef("journey_id")).order_by("-number").values("number")[:1]
+    rows = (WorkflowVersion.objects.filter(number=Subquery(newest)).order_by("journey_id")
+            .values("journey_id", "name", "number"))
+    return [{"id": row["journey_id"], "name": row["name"], "latest_version": row["number"]} for row in rows]
+
+
+def journey_detail(journey_id: str) -> dict[str, Any]:
+    version_rows = list(WorkflowVersion.objects.filter(journey_id=journey_id).order_by("-number")
+                        .values("number", "hash", "created_at"))
+    if not version_rows:
+        raise NotFound(f"no journey named {journey_id!r}")
+    definition = versions.definition_of(
+        WorkflowVersion.objects.only("pk").get(journey_id=journey_id, number=version_rows[0]["number"]).pk
+    )
+    return {
+        "id": journey_id,
+        "name": definition["journey"]["name"],
+        "description": definition["journey"].get("description", ""),
+        "latest_version": version_rows[0]["number"],
+        "versions": version_rows,
+        "roles": definition["roles"],
+        "phases": definition["phases"],
+        "atoms": definition["atoms"],
+        "edges": definition["edges"],
+        "rules": definition["rules"],
+    }

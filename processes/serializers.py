@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .models import ProcessEvent, ProcessInstance
+
+
+class ProcessSerializer(serializers.ModelSerializer):
+    """The contract's Process. Expects `atom_states` prefetched."""
+
+    journey_id = serializers.CharField(source="workflow_id")
+    root_journey_id = serializers.CharField(source="journey_id")
+    version = serializers.IntegerField(source="version.number")
+    current_steps = serializers.SerializerMethodField()
+    completed_steps = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ProcessInstance
+        fields = [
+            "id", "journey_id", "root_journey_id", "version", "status", "business_key", "started_by",
+            "started_at", "completed_at", "context", "current_steps", "completed_steps", "progress", "failure",
+            "lock_version",
+        ]
+        read_only_fields = fields
+
+    def _states(self, process) -> list:
+        return sorted(process.atom_states.all(), key=lambda row: (row.updated_at, row.pk))
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_current_steps(self, process) -> list[str]:
+        return [row.atom_id for row in self._states(process) if row.state == "active"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_completed_steps(self, process) -> list[str]:
+        return [row.atom_id for row in self._states(process) if row.state == "completed"]
+
+    def get_progress(self, process) -> float:
+        """Share of the workflow's atoms that are decided (completed or skipped), 0..1."""
+        rows = process.atom_states.all()
+        if not rows:
+            return 0.0
+        return round(sum(1 for row in rows if row.state in ("completed", "skipped")) / len(rows), 4)
+
+
+class StartProcessSerializer(serializers.Serializer):
+    journey_id = serializers.RegexField(r"^[a-z0-9][a-z0-9._-]{0,99}$", help_text="A journey, phase or module id.")
+    context = serializers.DictField(required=False, default=dict)
+    business_key = serializers.CharField(required=False, allow_null=True, max_length=200)
+
+
+class AbortSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    user_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ProcessEvent
+        fields = ["id", "type", "timestamp", "process_id", "user_id", "task_id", "atom_id", "payload"]
+        read_only_fields = fields
+
+    def get_user_id(self, event) -> str | None:
+        """The acting user's name (null for the engine itself)."""
+        return event.username or None
+
+
+class GraphNodeSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    state = serializers.ChoiceField(choices=["waiting", "active", "completed", "skipped"])
+    role = serializers.CharField(allow_null=True)
+
+
+class GraphEdgeSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    target = serializers.CharField()
+    type = serializers.CharField()
+    fired = serializers.BooleanField(allow_null=True)
+
+    def to_representation(self, instance: dict[str, Any]) -> dict[str, Any]:
+        return instance  # keys `from`/`to` are Python keywords: the dict is already the shape
+
+
+class VisualizeSerializer(serializers.Serializer):
+    nodes = GraphNodeSerializer(many=True)
+    edges = serializers.ListField(child=serializers.DictField())
+
+
+class JourneyImportResultSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    version = serializers.IntegerField()
+    hash = serializers.CharField()
+    created = serializers.BooleanField()
+
+
+class JourneySummarySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    latest_version = serializers.IntegerField()

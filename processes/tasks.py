@@ -1,0 +1,59 @@
+"""Celery work: running system steps. Delivery is at-least-once (acks_late), so every
+entry point first checks the task is still open: a redelivered job finds it done."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from . import handlers, versions
+from .models import ProcessInstance, ProcessStatus
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def run_system_task(self, task_id: int) -> str:
+    from tasks.models import OPEN_TASK_STATUSES, TaskInstance
+    from tasks.services import complete_system_task, system_task_failed
+
+    task = TaskInstance.objects.filter(pk=task_id).select_related("process").first()
+    if task is None or task.status not in OPEN_TASK_STATUSES:
+        return "closed"
+    process: ProcessInstance = task.process
+    if process.status != ProcessStatus.RUNNING:
+        return "process not running"  # resume re-enqueues it
+    atom = versions.get_blueprint(process.version_id, process.workflow_id).atoms[task.atom_id]
+    attempt = task.attempts + 1
+    context = dict(process.context, _process_id=process.pk, _task_id=task.pk)
+    try:
+        result = handlers.run(atom.handler, context, atom.params)
+    except Exception as exc:  # noqa: BLE001 - any handler failure is a failed attempt
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("system step %s (task %s) attempt %s failed: %s", atom.id, task_id, attempt, error)
+        delay = system_task_failed(task_id, error, attempt=attempt)
+        if delay is not None:
+            raise self.retry(countdown=delay, exc=None)
+        return "failed"
+    complete_system_task(task_id, result, attempt=attempt)
+    return "completed"
+
+
+@shared_task
+def requeue_stale_system_tasks(older_than_seconds: int = 60) -> int:
+    """Re-enqueue open system steps of running processes that nobody picked up (a broker
+    outage at commit time, a lost message): the relay for system work. Safe to repeat."""
+    from tasks.models import OPEN_TASK_STATUSES, TaskInstance
+
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    ids = list(
+        TaskInstance.objects.filter(
+            kind="system", status__in=OPEN_TASK_STATUSES, process__status=ProcessStatus.RUNNING,
+            created_at__lt=cutoff,
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for task_id in ids:
+        run_system_task.delay(task_id)
+    return len(ids)

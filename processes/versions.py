@@ -1,0 +1,94 @@
+"""Publishing journeys as immutable workflow versions, and the per-version blueprint cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from . import handlers
+from .engine.blueprint import Blueprint, compile_blueprint
+from .errors import InvalidInput, NotFound
+from .graph import get_store
+from .journey import JourneyError, definition_hash, normalize
+from .models import WorkflowVersion
+
+
+@dataclass(frozen=True)
+class Published:
+    version: WorkflowVersion
+    created: bool
+
+
+def publish_journey(data: Any) -> Published:
+    """Validate a journey file's data, store it in the graph store, and publish it.
+
+    Nothing is stored when anything is wrong. An unchanged journey publishes no new
+    version: the content hash finds the existing one.
+    """
+    try:
+        definition = normalize(data, known_handlers=handlers.names())
+    except JourneyError as exc:
+        raise InvalidInput("invalid journey", details={"problems": exc.problems}) from exc
+    store = get_store()
+    store.save_journey(definition)
+    # What runs is what the store holds: read it back, so a store that lost or changed
+    # anything fails here, at load time, and not in a running process.
+    stored = normalize(store.get_journey(definition["journey"]["id"]), known_handlers=handlers.names())
+    digest = definition_hash(stored)
+    journey_id = stored["journey"]["id"]
+    for _ in range(3):
+        existing = WorkflowVersion.objects.filter(journey_id=journey_id, hash=digest).first()
+        if existing:
+            return Published(existing, created=False)
+        latest = WorkflowVersion.objects.filter(journey_id=journey_id).order_by("-number").first()
+        try:
+            with transaction.atomic():
+                version = WorkflowVersion.objects.create(
+                    journey_id=journey_id,
+                    number=(latest.number + 1) if latest else 1,
+                    hash=digest,
+                    name=stored["journey"]["name"],
+                    definition=stored,
+                )
+            return Published(version, created=True)
+        except IntegrityError:
+            continue  # another loader published at the same moment: look again
+    raise InvalidInput("could not publish the journey: too many concurrent publications")
+
+
+def latest_version(journey_id: str) -> WorkflowVersion | None:
+    return WorkflowVersion.objects.filter(journey_id=journey_id).order_by("-number").first()
+
+
+def resolve_workflow(container_id: str) -> WorkflowVersion:
+    """The latest version of the journey that holds this journey, phase or module."""
+    journey_id = get_store().find_container(container_id)
+    version = latest_version(journey_id) if journey_id else None
+    if version is None or container_id not in _containers(version.pk):
+        raise NotFound(f"no journey, phase or module named {container_id!r}", code="unknown_workflow")
+    return version
+
+
+@lru_cache(maxsize=256)
+def _definition(version_id: int) -> dict[str, Any]:
+    # Versions never change, so caching by primary key is always correct.
+    return WorkflowVersion.objects.values_list("definition", flat=True).get(pk=version_id)
+
+
+@lru_cache(maxsize=256)
+def _containers(version_id: int) -> frozenset[str]:
+    from .engine.blueprint import containers
+
+    return frozenset(containers(_definition(version_id)))
+
+
+@lru_cache(maxsize=1024)
+def get_blueprint(version_id: int, container_id: str) -> Blueprint:
+    return compile_blueprint(_definition(version_id), container_id)
+
+
+def definition_of(version_id: int) -> dict[str, Any]:
+    return _definition(version_id)

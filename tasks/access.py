@@ -1,0 +1,141 @@
+"""Row-level access: who sees which tasks and processes, and the object permissions
+(django-guardian, direct-foreign-key tables) granted and revoked as work moves.
+
+`visible_tasks` and `visible_processes` are the only ways the API and the pages list or
+fetch tasks and processes, so no endpoint can forget the check.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from processes.models import ProcessInstance, ProcessUserObjectPermission
+
+from .models import TaskGroupObjectPermission, TaskInstance, TaskUserObjectPermission
+
+TASK_PERMS = ("view_taskinstance", "change_taskinstance")
+PROCESS_VIEW = "view_processinstance"
+
+
+@lru_cache(maxsize=16)
+def _permission_id(app_label: str, codename: str) -> int:
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename).pk
+
+
+def _task_perm_ids() -> list[int]:
+    return [_permission_id("tasks", codename) for codename in TASK_PERMS]
+
+
+def roles_of(user) -> list[str]:
+    cached = getattr(user, "_workflow_roles", None)
+    if cached is None:
+        cached = list(user.groups.values_list("name", flat=True))
+        user._workflow_roles = cached
+    return cached
+
+
+def sees_everything(user, model: str) -> bool:
+    return user.is_superuser or (user.is_staff and user.has_perm(model))
+
+
+# --- selectors -------------------------------------------------------------------------------
+
+def visible_tasks(user) -> QuerySet[TaskInstance]:
+    """Tasks assigned to the user, its roles' unassigned queue, its reports' tasks, and any
+    task it holds an object permission on."""
+    tasks = TaskInstance.objects.all()
+    if not user.is_authenticated:
+        return tasks.none()
+    if sees_everything(user, "tasks.view_taskinstance"):
+        return tasks
+    granted = TaskUserObjectPermission.objects.filter(
+        content_object=OuterRef("pk"), user=user, permission_id=_permission_id("tasks", "view_taskinstance")
+    )
+    return tasks.filter(
+        Q(assigned_to=user)
+        | Q(assigned_to__isnull=True, role__in=roles_of(user))
+        | Q(assigned_to__workflow_profile__manager=user)
+        | Exists(granted)
+    )
+
+
+def visible_processes(user) -> QuerySet[ProcessInstance]:
+    """Processes the user started or takes part in, and those of the people it manages."""
+    processes = ProcessInstance.objects.all()
+    if not user.is_authenticated:
+        return processes.none()
+    if sees_everything(user, "processes.view_processinstance"):
+        return processes
+    granted = ProcessUserObjectPermission.objects.filter(
+        content_object=OuterRef("pk"), user=user, permission_id=_permission_id("processes", PROCESS_VIEW)
+    )
+    reports_granted = ProcessUserObjectPermission.objects.filter(
+        content_object=OuterRef("pk"), user__workflow_profile__manager=user,
+        permission_id=_permission_id("processes", PROCESS_VIEW),
+    )
+    return processes.filter(
+        Q(started_by=user) | Q(started_by__workflow_profile__manager=user) | Exists(granted) | Exists(reports_granted)
+    )
+
+
+# --- grants ----------------------------------------------------------------------------------
+
+def grant_task_to_user(task: TaskInstance, user) -> None:
+    TaskUserObjectPermission.objects.bulk_create(
+        [TaskUserObjectPermission(content_object=task, user=user, permission_id=pid) for pid in _task_perm_ids()],
+        ignore_conflicts=True,
+    )
+    grant_process_view(task.process_id, user)
+
+
+def revoke_task_from_user(task: TaskInstance, user) -> None:
+    TaskUserObjectPermission.objects.filter(content_object=task, user=user).delete()
+
+
+def grant_task_to_role(task: TaskInstance) -> None:
+    group = Group.objects.filter(name=task.role).first()
+    if group is None:
+        return
+    TaskGroupObjectPermission.objects.bulk_create(
+        [TaskGroupObjectPermission(content_object=task, group=group, permission_id=pid) for pid in _task_perm_ids()],
+        ignore_conflicts=True,
+    )
+
+
+def revoke_task_from_role(task: TaskInstance) -> None:
+    TaskGroupObjectPermission.objects.filter(content_object=task).delete()
+
+
+def grant_process_view(process_id: int, user) -> None:
+    ProcessUserObjectPermission.objects.bulk_create(
+        [ProcessUserObjectPermission(content_object_id=process_id, user=user,
+                                     permission_id=_permission_id("processes", PROCESS_VIEW))],
+        ignore_conflicts=True,
+    )
+
+
+def grant_new_tasks(tasks: list[TaskInstance]) -> None:
+    """Grants for freshly routed tasks, in two statements whatever their number."""
+    perm_ids = _task_perm_ids()
+    user_rows, group_rows, process_rows = [], [], []
+    groups = {g.name: g for g in Group.objects.filter(name__in={t.role for t in tasks if not t.assigned_to_id})}
+    view_process = _permission_id("processes", PROCESS_VIEW)
+    for task in tasks:
+        if task.kind == "system":
+            continue
+        if task.assigned_to_id:
+            user_rows += [TaskUserObjectPermission(content_object=task, user_id=task.assigned_to_id, permission_id=pid)
+                          for pid in perm_ids]
+            process_rows.append(ProcessUserObjectPermission(
+                content_object_id=task.process_id, user_id=task.assigned_to_id, permission_id=view_process))
+        elif task.role in groups:
+            group_rows += [TaskGroupObjectPermission(content_object=task, group=groups[task.role], permission_id=pid)
+                           for pid in perm_ids]
+    if user_rows:
+        TaskUserObjectPermission.objects.bulk_create(user_rows, ignore_conflicts=True)
+        ProcessUserObjectPermission.objects.bulk_create(process_rows, ignore_conflicts=True)
+    if group_rows:
+        TaskGroupObjectPermission.objects.bulk_create(group_rows, ignore_conflicts=True)

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+OPEN_TASK_STATUSES = [TaskStatus.PENDING, TaskStatus.IN_PROGRESS]
+
+
+class Priority(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
+
+
+class TaskInstance(models.Model):
+    """The work one atom asks for: a person's task (human) or a worker's job (system)."""
+
+    process = models.ForeignKey("processes.ProcessInstance", on_delete=models.CASCADE, related_name="tasks")
+    atom_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, default="human")
+    role = models.CharField(max_length=100, blank=True, default="")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    )
+    status = models.CharField(max_length=12, choices=TaskStatus.choices, default=TaskStatus.PENDING)
+    priority = models.CharField(max_length=6, choices=Priority.choices, default=Priority.MEDIUM)
+    # 0 = high: an integer sorts the inbox in the index, where the text would not.
+    priority_rank = models.PositiveSmallIntegerField(default=1)
+    due_date = models.DateTimeField(null=True, blank=True)
+    escalate_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    escalated = models.BooleanField(default=False)
+    version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["assigned_to", "status", "priority_rank", "due_date"], name="task_inbox_idx"),
+            models.Index(fields=["role", "status", "priority_rank", "due_date"], name="task_queue_idx"),
+            models.Index(fields=["process", "atom_id"], name="task_process_idx"),
+            models.Index(fields=["status", "due_date"], name="task_status_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.pk} {self.atom_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_TASK_STATUSES
+
+
+class Profile(models.Model):
+    """What the router needs to know of a person beyond their roles."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflow_profile")
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
+    )
+    capacity = models.PositiveIntegerField(default=20)
+    available = models.BooleanField(default=True)
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+
+# Object permissions (django-guardian) with direct foreign keys: the generic tables key
+# objects by a text column, which cannot join an inbox query on an index.
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase  # noqa: E402
+
+
+class TaskUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(TaskInstance, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        pass
+
+
+class TaskGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(TaskInstance, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        pass
+
+
+class RoleSettings(models.Model):
+    """Per-role settings an administrator keeps: who takes escalated unassigned work."""
+
+    group = models.OneToOneField("auth.Group", on_delete=models.CASCADE, related_name="role_settings")
+    escalation_manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "role settings"
+
+    def __str__(self) -> str:
+        return f"settings of {self.group}"

@@ -1,0 +1,31 @@
+"""Who may see and work one task: the same predicates as the selectors in `access`."""
+
+from __future__ import annotations
+
+from .access import roles_of, sees_everything
+from .models import TaskInstance
+
+
+def can_work_task(user, task: TaskInstance) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    if task.assigned_to_id is not None:
+        return task.assigned_to_id == user.pk
+    return task.role in roles_of(user)
+
+
+def can_see_task(user, task: TaskInstance) -> bool:
+    from .access import visible_tasks
+
+    if not user.is_authenticated:
+        return False
+    if sees_everything(user, "tasks.view_taskinstance") or can_work_task(user, task):
+        return True
+    return visible_tasks(user).filter(pk=task.pk).exists()
+
+
+def is_manager_of(manager, user) -> bool:
+    profile = getattr(user, "workflow_profile", None)
+    return profile is not None and profile.manager_id == manager.pk

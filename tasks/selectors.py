@@ -1,0 +1,63 @@
+"""Reads of tasks: the inbox, one task, the counters. All go through `visible_tasks`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
+
+from processes.errors import Forbidden, NotFound
+
+from .access import roles_of, visible_tasks
+from .models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
+from .permissions import is_manager_of
+
+INBOX_ORDER = (F("priority_rank").asc(), F("due_date").asc(nulls_last=True), F("created_at").asc(), F("pk").asc())
+
+
+def subject_user(caller, username: str | None):
+    """The user whose inbox or stats are asked for: the caller, or someone it manages."""
+    if not username or username == caller.get_username():
+        return caller
+    subject = get_user_model().objects.filter(username=username).select_related("workflow_profile").first()
+    if subject is None or not (caller.is_superuser or caller.is_staff or is_manager_of(caller, subject)):
+        # Whether that user exists is not the caller's business.
+        raise NotFound(f"no inbox for {username!r}") if subject is None or not caller.is_authenticated else \
+            Forbidden("only a manager or an administrator may read another user's inbox")
+    return subject
+
+
+def inbox(caller, *, username: str | None = None, status: str | None = None) -> QuerySet[TaskInstance]:
+    """The tasks assigned to the user and the unassigned tasks of its roles' queues, by
+    priority (high first), then due date, then age."""
+    user = subject_user(caller, username)
+    statuses = [status] if status else OPEN_TASK_STATUSES
+    mine = Q(assigned_to=user) | Q(assigned_to__isnull=True, role__in=roles_of(user), kind="human")
+    tasks = TaskInstance.objects.filter(mine, status__in=statuses)
+    if user.pk != caller.pk:
+        tasks = tasks & visible_tasks(caller)
+    return tasks.select_related("assigned_to").order_by(*INBOX_ORDER)
+
+
+def task_for(user, task_id: Any) -> TaskInstance:
+    try:
+        return visible_tasks(user).select_related("assigned_to", "process").get(pk=int(task_id))
+    except (TaskInstance.DoesNotExist, TypeError, ValueError):
+        raise NotFound(f"task {task_id} not found") from None
+
+
+def stats(caller, *, username: str | None = None) -> dict[str, int]:
+    user = subject_user(caller, username)
+    now = timezone.now()
+    counts = TaskInstance.objects.filter(assigned_to=user).aggregate(
+        pending=Count("pk", filter=Q(status=TaskStatus.PENDING)),
+        in_progress=Count("pk", filter=Q(status=TaskStatus.IN_PROGRESS)),
+        completed=Count("pk", filter=Q(status=TaskStatus.COMPLETED)),
+        overdue=Count("pk", filter=Q(status__in=OPEN_TASK_STATUSES, due_date__lt=now)),
+    )
+    counts["queued"] = TaskInstance.objects.filter(
+        assigned_to__isnull=True, role__in=roles_of(user), status=TaskStatus.PENDING, kind="human"
+    ).count()
+    return counts

@@ -1,0 +1,294 @@
+"""Task operations: claim, complete, and the system-step outcomes reported by workers.
+
+Completion is exactly-once: inside one transaction the process row is locked, the task is
+read again under that lock, and the status change is a conditional UPDATE on the task's
+version, so of two people completing the same task exactly one wins and the other gets a
+409; the process advances in that same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from processes import versions
+from processes.engine import core
+from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
+from processes.events import EventLog
+from processes.models import EventType, ProcessInstance, ProcessStatus
+from processes.runtime import apply_step, enqueue_system_tasks, load_runtime, save_atom_rows
+
+from . import access, routing
+from .models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
+from .permissions import can_see_task, can_work_task, is_manager_of
+
+
+def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
+    """Lock the task's process, then read the task under that lock."""
+    try:
+        task_id = int(task_id)
+    except (TypeError, ValueError):
+        raise NotFound(f"task {task_id} not found") from None
+    process = (
+        ProcessInstance.objects.select_for_update(of=("self",)).filter(tasks__pk=task_id).first()
+    )
+    if process is None:
+        raise NotFound(f"task {task_id} not found")
+    task = TaskInstance.objects.select_related("assigned_to").get(pk=task_id)
+    if user is not None and not can_see_task(user, task):
+        raise NotFound(f"task {task_id} not found")
+    return process, task
+
+
+def _require_running(process: ProcessInstance) -> None:
+    if process.status != ProcessStatus.RUNNING:
+        raise Conflict(f"the process is {process.status}", details={"process_status": process.status},
+                       code="process_not_running")
+
+
+def _mark(task: TaskInstance, **changes: Any) -> None:
+    """Conditional update on the task's version: the last line of the completion guard."""
+    updated = TaskInstance.objects.filter(pk=task.pk, version=task.version, status=task.status).update(
+        version=task.version + 1, **changes
+    )
+    if updated != 1:
+        raise Conflict(f"task {task.pk} was changed by someone else", code="stale_task")
+    for field, value in changes.items():
+        setattr(task, field, value)
+    task.version += 1
+
+
+def start_task(task_id: Any, *, user) -> TaskInstance:
+    """Start (claim) a task: an unassigned one becomes the caller's."""
+    with transaction.atomic():
+        process, task = _lock(task_id, user)
+        _require_running(process)
+        if task.kind == "system":
+            raise Conflict("system steps are run by workers", code="system_task")
+        if task.status != TaskStatus.PENDING:
+            raise Conflict(f"task {task.pk} is {task.status}", details={"status": task.status}, code="invalid_state")
+        if not can_work_task(user, task):
+            raise Forbidden("this task is not yours to start")
+        log = EventLog(user)
+        _claim(process, task, user, log)
+        log.flush()
+    return task
+
+
+def _claim(process: ProcessInstance, task: TaskInstance, user, log: EventLog) -> None:
+    now = timezone.now()
+    if task.assigned_to_id is None:
+        _mark(task, status=TaskStatus.IN_PROGRESS, started_at=now, assigned_to=user)
+        log.add(process, EventType.TASK_ASSIGNED, task=task, assigned_to=user.get_username(),
+                assigned_to_id=user.pk, role=task.role, claimed=True)
+        access.revoke_task_from_role(task)
+        access.grant_task_to_user(task, user)
+    else:
+        _mark(task, status=TaskStatus.IN_PROGRESS, started_at=now)
+    log.add(process, EventType.TASK_STARTED, task=task, assigned_to_id=user.pk)
+
+
+def complete_task(task_id: Any, *, user, result: Any = None) -> TaskInstance:
+    result = {} if result is None else result
+    if not isinstance(result, dict):
+        raise InvalidInput("result must be a JSON object", details={"result": "must be a JSON object"})
+    with transaction.atomic():
+        process, task = _lock(task_id, user)
+        if task.kind == "system":
+            raise Conflict("system steps are completed by workers", code="system_task")
+        if task.status not in OPEN_TASK_STATUSES:
+            raise Conflict(f"task {task.pk} is {task.status}", details={"status": task.status}, code="invalid_state")
+        _require_running(process)
+        if not can_work_task(user, task):
+            raise Forbidden("this task is not yours to complete")
+        if task.assigned_to_id != user.pk and not user.is_superuser:
+            raise Conflict("claim the task (start) before completing it", code="not_claimed")
+        log = EventLog(user)
+        if task.status == TaskStatus.PENDING:
+            _claim(process, task, user, log)
+        _finish(process, task, result, log, user=user)
+        log.flush()
+    return task
+
+
+def _finish(process: ProcessInstance, task: TaskInstance, result: dict, log: EventLog, user=None) -> None:
+    blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
+    runtime, rows = load_runtime(process)
+    try:
+        step = core.complete(blueprint, runtime, process.context, task.atom_id, result)
+    except core.InvalidResult as exc:
+        raise InvalidInput("the result does not match the step's form", details=exc.problems) from exc
+    except core.AtomNotActive as exc:
+        raise Conflict(str(exc), code="atom_not_active") from exc
+    _mark(task, status=TaskStatus.COMPLETED, completed_at=timezone.now(), result=result,
+          completed_by=user if user is not None else None)
+    log.add(process, EventType.TASK_COMPLETED, task=task, result_keys=sorted(result),
+            assigned_to_id=task.assigned_to_id)
+    save_atom_rows(step, rows)
+    apply_step(process, blueprint, step, log)
+
+
+# --- system steps, called by the worker -------------------------------------------------------
+
+def complete_system_task(task_id: int, result: Any, *, attempt: int) -> TaskInstance | None:
+    """Record a handler's result. A duplicate delivery finds the task closed: no-op."""
+    with transaction.atomic():
+        process, task = _lock(task_id)
+        if task.status not in OPEN_TASK_STATUSES or process.status != ProcessStatus.RUNNING:
+            return None
+        if not isinstance(result, dict):
+            result = {}
+        log = EventLog()
+        try:
+            task.attempts = max(task.attempts, attempt)
+            _mark(task, attempts=task.attempts)
+            _finish(process, task, result, log)
+        except InvalidInput as exc:
+            # The handler's output broke the form: a handler bug, not worth retrying.
+            _fail(process, task, f"invalid handler result: {exc.details}", log)
+        log.flush()
+    return task
+
+
+def system_task_failed(task_id: int, error: str, *, attempt: int) -> float | None:
+    """Record a failed attempt. Returns the delay before the next try, or None when the
+    retries are spent and the task and its process are now `failed` (an incident)."""
+    with transaction.atomic():
+        process, task = _lock(task_id)
+        if task.status not in OPEN_TASK_STATUSES or process.status != ProcessStatus.RUNNING:
+            return None
+        blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
+        retries = blueprint.atoms[task.atom_id].retries
+        attempts = max(task.attempts, attempt)
+        if attempts <= retries:
+            _mark(task, attempts=attempts, last_error=error[:4000])
+            return min(settings.GNDP_RETRY_BACKOFF_BASE * 2 ** (attempts - 1), settings.GNDP_RETRY_BACKOFF_MAX)
+        log = EventLog()
+        task.attempts = attempts
+        _fail(process, task, error, log)
+        log.flush()
+        return None
+
+
+def _fail(process: ProcessInstance, task: TaskInstance, error: str, log: EventLog) -> None:
+    _mark(task, status=TaskStatus.FAILED, last_error=error[:4000], attempts=task.attempts)
+    log.add(process, EventType.TASK_FAILED, task=task, error=error[:1000], attempts=task.attempts)
+    process.status = ProcessStatus.FAILED
+    process.failure = f"{task.atom_id}: {error}"[:4000]
+    process.lock_version += 1
+    process.save(update_fields=["status", "failure", "lock_version", "updated_at"])
+    log.add(process, EventType.PROCESS_FAILED, atom_id=task.atom_id, error=error[:1000])
+
+
+def retry_task(task_id: Any, *, user) -> TaskInstance:
+    """An administrator's retry of a failed system step: the process runs again."""
+    if not (user.is_superuser or user.is_staff):
+        raise Forbidden("only administrators may retry failed steps")
+    with transaction.atomic():
+        process, task = _lock(task_id, user)
+        if task.status != TaskStatus.FAILED:
+            raise Conflict(f"task {task.pk} is {task.status}, not failed", code="invalid_state")
+        if process.status != ProcessStatus.FAILED:
+            raise Conflict(f"the process is {process.status}", code="process_not_failed")
+        _mark(task, status=TaskStatus.PENDING, attempts=0, last_error="")
+        process.status = ProcessStatus.RUNNING
+        process.failure = ""
+        process.lock_version += 1
+        process.save(update_fields=["status", "failure", "lock_version", "updated_at"])
+        log = EventLog(user)
+        log.add(process, EventType.TASK_RETRIED, task=task)
+        log.flush()
+        ids = [task.pk]
+        transaction.on_commit(lambda: enqueue_system_tasks(ids))
+    return task
+
+
+# --- moving work between people ----------------------------------------------------------------
+
+def _assign(process: ProcessInstance, task: TaskInstance, new_user, log: EventLog, event: str, **payload) -> None:
+    previous = task.assigned_to
+    _mark(task, assigned_to=new_user, **payload.pop("changes", {}))
+    if previous is not None:
+        access.revoke_task_from_user(task, previous)
+    else:
+        access.revoke_task_from_role(task)
+    access.grant_task_to_user(task, new_user)
+    routing.note_assignment(new_user, timezone.now())
+    log.add(process, event, task=task, assigned_to=new_user.get_username(), assigned_to_id=new_user.pk,
+            previous_assignee=previous.get_username() if previous else None,
+            previous_assignee_id=previous.pk if previous else None, **payload)
+
+
+def reassign_task(task_id: Any, *, user, new_assignee: str) -> TaskInstance:
+    """Hand a task to a member of its role; a manager may hand it to anyone on the team,
+    an administrator to anyone active."""
+    from django.contrib.auth import get_user_model
+
+    with transaction.atomic():
+        process, task = _lock(task_id, user)
+        _require_open(task)
+        if process.is_final:
+            raise Conflict(f"the process is {process.status}", code="process_closed")
+        target = get_user_model().objects.filter(username=new_assignee, is_active=True).first()
+        if target is None:
+            raise InvalidInput("unknown or inactive user", details={"new_assignee": "no active user with this name"})
+        admin = user.is_superuser or user.is_staff
+        manages_target = is_manager_of(user, target)
+        if not (admin or can_work_task(user, task) or (task.assigned_to and is_manager_of(user, task.assigned_to))):
+            raise Forbidden("you may not reassign this task")
+        in_role = task.role in access.roles_of(target)
+        if not (admin or in_role or manages_target):
+            raise InvalidInput("the new assignee must be a member of the task's role or on your team",
+                               details={"new_assignee": f"not a member of {task.role}"})
+        if task.assigned_to_id == target.pk:
+            raise Conflict(f"the task is already assigned to {new_assignee}", code="no_change")
+        log = EventLog(user)
+        _assign(process, task, target, log, EventType.TASK_REASSIGNED)
+        log.flush()
+    return task
+
+
+def escalate_task(task_id: Any, *, user=None, automatic: bool = False) -> TaskInstance:
+    """Move a task to its assignee's manager (or to the role's escalation manager when it
+    is unassigned) and raise its priority to high."""
+    with transaction.atomic():
+        process, task = _lock(task_id, None if automatic else user)
+        _require_open(task)
+        if process.is_final or process.status == ProcessStatus.SUSPENDED:
+            raise Conflict(f"the process is {process.status}", code="invalid_state")
+        if not automatic and not (
+            user.is_superuser or user.is_staff or can_work_task(user, task)
+            or (task.assigned_to and is_manager_of(user, task.assigned_to))
+        ):
+            raise Forbidden("you may not escalate this task")
+        target = _escalation_target(task)
+        if target is None:
+            raise Conflict("nobody to escalate to: no manager is set", code="no_escalation_target")
+        log = EventLog(None if automatic else user)
+        changes = {"priority": "high", "priority_rank": 0, "escalated": True}
+        if task.assigned_to_id == target.pk:
+            _mark(task, **changes)
+            log.add(process, EventType.TASK_ESCALATED, task=task, assigned_to=target.get_username(),
+                    assigned_to_id=target.pk, automatic=automatic)
+        else:
+            _assign(process, task, target, log, EventType.TASK_ESCALATED, changes=changes, automatic=automatic)
+        log.flush()
+    return task
+
+
+def _escalation_target(task: TaskInstance):
+    from .models import RoleSettings
+
+    if task.assigned_to is not None:
+        profile = getattr(task.assigned_to, "workflow_profile", None)
+        return profile.manager if profile and profile.manager_id else None
+    settings_row = RoleSettings.objects.filter(group__name=task.role).select_related("escalation_manager").first()
+    return settings_row.escalation_manager if settings_row else None
+
+
+def _require_open(task: TaskInstance) -> None:
+    if task.status not in OPEN_TASK_STATUSES:
+        raise Conflict(f"task {task.pk} is {task.status}", details={"status": task.status}, code="invalid_state")

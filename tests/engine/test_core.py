@@ -1,0 +1,229 @@
+"""The execution semantics of journey-format.md, on the pure engine core."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from processes.engine import core
+from processes.engine.blueprint import compile_blueprint
+from processes.engine.simulation import simulate
+
+from .strategies import results_for, workflows
+
+
+def definition(atoms, edges, rules=()):
+    return {
+        "format": "gndp-journey/1",
+        "journey": {"id": "journey-t", "name": "t"},
+        "roles": [{"id": "role-x", "name": "X"}],
+        "phases": [],
+        "atoms": [{"id": a, "name": a, "performed_by": "role-x"} for a in atoms],
+        "edges": list(edges),
+        "rules": list(rules),
+    }
+
+
+def enables(a, b, **extra):
+    return {"type": "ENABLES", "from": a, "to": b, **extra}
+
+
+def run(bp, order, results=None, context=None):
+    """Complete atoms in the given order; return the last step."""
+    step = core.start(bp, context or {})
+    for atom_id in order:
+        step = core.complete(bp, step.runtime, step.context, atom_id, (results or {}).get(atom_id, {}))
+    return step
+
+
+def test_start_activates_start_atoms_whose_dependencies_are_met():
+    bp = compile_blueprint(definition(["a", "b", "c"], [enables("a", "c"), {"type": "DEPENDS_ON", "from": "b", "to": "a"}]))
+
+    step = core.start(bp)
+
+    assert step.activated == ["a"]
+    assert step.runtime.states == {"a": "active", "b": "waiting", "c": "waiting"}
+
+
+def test_conditional_edge_fires_and_default_is_dead():
+    bp = compile_blueprint(definition(
+        ["a", "good", "bad"],
+        [enables("a", "good", condition={"field": "score", "operator": "gte", "value": 620}),
+         enables("a", "bad", default=True)],
+    ))
+
+    step = run(bp, ["a"], context={"score": 700})
+
+    assert step.runtime.states["good"] == "active"
+    assert step.runtime.states["bad"] == "skipped"
+    assert step.skipped == ["bad"]
+
+
+def test_default_edge_fires_when_no_conditional_edge_fired():
+    bp = compile_blueprint(definition(
+        ["a", "good", "bad"],
+        [enables("a", "good", condition={"field": "score", "operator": "gte", "value": 620}),
+         enables("a", "bad", default=True)],
+    ))
+
+    step = run(bp, ["a"], results={"a": {"score": 500}})
+
+    assert step.runtime.states["good"] == "skipped"
+    assert step.runtime.states["bad"] == "active"
+
+
+def test_and_join_waits_for_every_branch():
+    bp = compile_blueprint(definition(
+        ["s", "x", "y", "j"], [enables("s", "x"), enables("s", "y"), enables("x", "j"), enables("y", "j")]
+    ))
+
+    after_x = run(bp, ["s", "x"])
+    after_y = run(bp, ["s", "x", "y"])
+
+    assert after_x.runtime.states["j"] == "waiting"
+    assert after_y.activated == ["j"]
+
+
+def test_join_fires_once_dead_branch_is_eliminated():
+    bp = compile_blueprint(definition(
+        ["s", "x", "y", "j"],
+        [enables("s", "x", condition={"field": "go", "operator": "eq", "value": True}),
+         enables("s", "y"), enables("x", "j"), enables("y", "j")],
+    ))
+
+    step = run(bp, ["s", "y"], context={"go": False})
+
+    assert step.runtime.states["x"] == "skipped"
+    assert step.runtime.states["j"] == "active"
+
+
+def test_skip_propagates_down_a_chain_and_process_completes():
+    bp = compile_blueprint(definition(
+        ["a", "b", "c", "d"],
+        [enables("a", "b", condition={"field": "go", "operator": "exists"}), enables("b", "c"), enables("a", "d")],
+    ))
+
+    step = run(bp, ["a", "d"])
+
+    assert step.runtime.states == {"a": "completed", "b": "skipped", "c": "skipped", "d": "completed"}
+    assert step.completed
+
+
+def test_depends_on_waits_and_skipped_dependency_counts_as_satisfied():
+    bp = compile_blueprint(definition(
+        ["a", "b", "c"],
+        [enables("a", "b", condition={"field": "never", "operator": "exists"}), enables("a", "c"),
+         {"type": "DEPENDS_ON", "from": "c", "to": "b"}],
+    ))
+
+    step = run(bp, ["a"])
+
+    assert step.runtime.states["b"] == "skipped"
+    assert step.runtime.states["c"] == "active"
+
+
+def test_depends_on_holds_an_enabled_atom_until_its_dependency_completes():
+    bp = compile_blueprint(definition(
+        ["a", "b", "c"], [enables("a", "c"), {"type": "DEPENDS_ON", "from": "c", "to": "b"}],
+    ))
+
+    waiting = run(bp, ["a"])
+    done = run(bp, ["a", "b"])
+
+    assert waiting.runtime.states["c"] == "waiting"
+    assert done.activated == ["c"]
+
+
+def test_completing_an_inactive_atom_is_refused():
+    bp = compile_blueprint(definition(["a", "b"], [enables("a", "b")]))
+    step = core.start(bp)
+
+    with pytest.raises(core.AtomNotActive):
+        core.complete(bp, step.runtime, step.context, "b", {})
+
+
+def test_result_is_validated_against_the_form():
+    raw = definition(["a"], [])
+    raw["atoms"][0]["form"] = [{"name": "amount", "type": "number", "required": True},
+                               {"name": "kind", "type": "choice", "choices": ["x", "y"]}]
+    bp = compile_blueprint(raw)
+    step = core.start(bp)
+
+    with pytest.raises(core.InvalidResult) as exc:
+        core.complete(bp, step.runtime, step.context, "a", {"amount": "12", "kind": "z", "extra": 1})
+
+    assert exc.value.problems == {
+        "amount": "must be a number", "kind": "must be one of ['x', 'y']", "extra": "is not a field of this step's form",
+    }
+
+
+def test_result_merges_into_context_last_write_wins():
+    bp = compile_blueprint(definition(["a", "b"], [enables("a", "b")]))
+
+    step = run(bp, ["a", "b"], results={"a": {"k": 1, "j": 1}, "b": {"k": 2}}, context={"z": 0})
+
+    assert step.context == {"z": 0, "k": 2, "j": 1}
+
+
+def test_container_ignores_edges_that_leave_it(small_definition):
+    from processes.journey import normalize
+
+    bp = compile_blueprint(normalize(small_definition), "module-review")
+
+    assert list(bp.atoms) == ["atom-manual", "atom-open", "atom-a", "atom-b", "atom-join", "atom-done"]
+    assert set(bp.start_atoms) == {"atom-manual"}
+
+
+# --- properties over random workflows ------------------------------------------------------
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_process_ends_no_atom_runs_twice_and_joins_wait(data):
+    raw = data.draw(workflows())
+    bp = compile_blueprint(raw)
+    results = data.draw(results_for(list(bp.atoms)))
+    context = {"x": data.draw(st.integers(0, 10))}
+
+    step = core.start(bp, context)
+    activated = list(step.activated)
+    for _ in range(len(bp.atoms) + 1):
+        active = [a for a, s in step.runtime.states.items() if s == core.ACTIVE]
+        if not active:
+            break
+        atom_id = data.draw(st.sampled_from(active))  # any interleaving of parallel work
+        before = step.runtime
+        step = core.complete(bp, before, step.context, atom_id, results[atom_id])
+        for new in step.activated:
+            # A join never fires before all its branches (and dependencies) are decided.
+            assert all(step.runtime.states[e.source] in core.DECIDED for e in bp.incoming[new])
+            assert all(step.runtime.states[d] in core.DECIDED for d in bp.depends_on[new])
+            assert any(step.runtime.edge_fired(e.source, new) for e in bp.incoming[new]) or not bp.incoming[new]
+        activated.extend(step.activated)
+
+    assert step.completed, step.runtime.states
+    assert len(activated) == len(set(activated)), "an atom ran twice"
+    completed = {a for a, s in step.runtime.states.items() if s == core.COMPLETED}
+    assert completed == set(activated)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_simulation_visits_exactly_what_a_file_order_run_completes(data):
+    raw = data.draw(workflows())
+    bp = compile_blueprint(raw)
+    results = data.draw(results_for(list(bp.atoms)))
+
+    outcome = simulate(bp, {}, results)
+
+    step = core.start(bp, {})
+    order = []
+    while True:
+        active = sorted((a for a, s in step.runtime.states.items() if s == core.ACTIVE), key=lambda a: bp.atoms[a].position)
+        if not active:
+            break
+        step = core.complete(bp, step.runtime, step.context, active[0], results[active[0]])
+        order.append(active[0])
+    assert outcome.success
+    assert outcome.visited_atoms == order
+    assert set(outcome.skipped_atoms) == {a for a, s in step.runtime.states.items() if s == core.SKIPPED}
