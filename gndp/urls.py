@@ -7,6 +7,7 @@ from processes.api import JourneyViewSet, ProcessViewSet
 from tasks.api import TaskViewSet
 
 router = DefaultRouter(trailing_slash=False)
+router.include_format_suffixes = False
 router.register("journeys", JourneyViewSet, basename="journey")
 router.register("processes", ProcessViewSet, basename="process")
 router.register("tasks", TaskViewSet, basename="task")

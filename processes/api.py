@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -35,11 +36,11 @@ class JourneyViewSet(viewsets.ViewSet):
     def list(self, request):
         return Response(selectors.journey_summaries())
 
-    @extend_schema(responses={200: serializers.DictField()})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def retrieve(self, request, journey_id=None):
         return Response(selectors.journey_detail(journey_id))
 
-    @extend_schema(request=serializers.DictField(), responses={201: JourneyImportResultSerializer})
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: JourneyImportResultSerializer, 201: JourneyImportResultSerializer})
     @action(detail=False, methods=["post"], url_path="import")
     @idempotent
     def import_journey(self, request):
@@ -144,5 +145,3 @@ def _valid(serializer_class, request) -> dict:
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
-
-__all__ = ["JourneyViewSet", "ProcessViewSet", "OpenApiParameter"]

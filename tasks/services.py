@@ -185,10 +185,10 @@ def _fail(process: ProcessInstance, task: TaskInstance, error: str, log: EventLo
 
 def retry_task(task_id: Any, *, user) -> TaskInstance:
     """An administrator's retry of a failed system step: the process runs again."""
-    if not (user.is_superuser or user.is_staff):
-        raise Forbidden("only administrators may retry failed steps")
     with transaction.atomic():
         process, task = _lock(task_id, user)
+        if not (user.is_superuser or user.is_staff):
+            raise Forbidden("only administrators may retry failed steps")
         if task.status != TaskStatus.FAILED:
             raise Conflict(f"task {task.pk} is {task.status}, not failed", code="invalid_state")
         if process.status != ProcessStatus.FAILED:

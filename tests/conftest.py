@@ -20,7 +20,11 @@ pytest_plugins = ["tests.fixtures"]
 
 
 def pytest_configure(config):
+    from django.conf import settings
+
     _allow_flush_of_append_only_tables()
+    # Hashing test passwords slowly protects nothing.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def _allow_flush_of_append_only_tables() -> None:
