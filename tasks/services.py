@@ -64,7 +64,12 @@ def _mark(task: TaskInstance, **changes: Any) -> None:
 def start_task(task_id: Any, *, user) -> TaskInstance:
     """Start (claim) a task: an unassigned one becomes the caller's."""
     with transaction.atomic():
-        process, task = _lock(task_id, user)
+        process, task = _lock(task_id)
+        if not can_see_task(user, task):
+            if task.role in access.roles_of(user) and task.assigned_to_id is not None:
+                # A colleague who saw it in the shared queue lost the race to claim it.
+                raise Conflict(f"task {task.pk} was already claimed", code="already_claimed")
+            raise NotFound(f"task {task_id} not found")
         _require_running(process)
         if task.kind == "system":
             raise Conflict("system steps are run by workers", code="system_task")

@@ -120,6 +120,9 @@ def json_problems(
             break
         if type(item) in _PLAIN_SCALARS or isinstance(item, (bool, str)):
             continue
+        if isinstance(item, _BadKey):
+            problems.append(f"{where}: keys must be strings, got {show(item.key)}")
+            continue
         if is_number(item):
             if isinstance(item, float) and not math.isfinite(item):
                 problems.append(f"{where}: not a finite number")
@@ -134,11 +137,20 @@ def json_problems(
             stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in reversed(list(enumerate(item))))
             continue
         for key in reversed(list(item)):
-            if not isinstance(key, str):
-                problems.append(f"{where}: keys must be strings, got {show(key)}")
-            else:
+            if isinstance(key, str):
                 stack.append((item[key], key_place(where, key), depth + 1))
+            else:
+                stack.append((_BadKey(key), where, depth))  # reported in document order
     return problems
+
+
+class _BadKey:
+    """A mapping key that JSON cannot hold, waiting on the walk stack to be reported."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: Any):
+        self.key = key
 
 
 # --- validation ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Final, Mapping
 
 import yaml
 from yaml.constructor import ConstructorError
@@ -109,7 +109,17 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=bool(data) and _flat_list(data))
 
 
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    # Unicode line breaks (NEL, LS, PS) and the BOM come back as spaces or vanish in any
+    # style but double quotes, where they are escaped.
+    style = '"' if any(char in _FRAGILE for char in data) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_FRAGILE: Final = frozenset("\x85\u2028\u2029\ufeff")
+
 _Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(list, _represent_list)
 
 

@@ -52,7 +52,7 @@ MATRIX = {
     "task-detail": ("get", "/api/tasks/{task}", None,
                     dict(assignee=200, colleague=404, manager=200, stranger=404, staff=200, anonymous=401)),
     "task-start": ("post", "/api/tasks/{task}/start", None,
-                   dict(assignee=200, colleague=404, manager=403, stranger=404, staff=403, anonymous=401)),
+                   dict(assignee=200, colleague=409, manager=403, stranger=404, staff=403, anonymous=401)),
     "task-complete": ("post", "/api/tasks/{task}/complete", APPLY_RESULT,
                       dict(assignee=200, colleague=404, manager=403, stranger=404, staff=403, anonymous=401)),
     "task-reassign": ("post", "/api/tasks/{task}/reassign", {"new_assignee": "colleague"},

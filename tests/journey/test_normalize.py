@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processes.engine import blueprint
+from processes.engine import blueprint, rules
 from processes.journey import JourneyError, definition_hash, dump, normalize, parse_text, warnings
 from processes.journey import normalizer
 
@@ -336,6 +336,13 @@ def test_seed_rule_problems():
 
 # --- one problem of each kind ------------------------------------------------------------------
 
+def add_role_y(data: dict, edges: list, unassign: bool = False) -> None:
+    data["roles"].append({"id": "role-y", "name": "Y"})
+    data["edges"].extend(edges)
+    if unassign:
+        del data["atoms"][0]["performed_by"]
+
+
 def with_change(change) -> dict:
     data = minimal()
     change(data)
@@ -375,13 +382,13 @@ CASES = [
       "atoms[1].performed_by: unknown role 'role-x'", "atoms[2].performed_by: unknown role 'role-x'"]),
     ("role item not a mapping", lambda d: d["roles"].append("role-y"), ["roles[1]: must be a mapping, got 'role-y'"]),
     ("duplicate id across sections", lambda d: d["roles"].append({"id": "atom-a", "name": "Y"}),
-     ["atoms[0].id: duplicate id 'atom-a' (also roles[1].id)", "atoms[0].performed_by: required for human atoms"]),
+     ["atoms[0].id: duplicate id 'atom-a' (also roles[1].id)"]),
     ("duplicate atom id", lambda d: d["atoms"].append({"id": "atom-a", "name": "A2", "performed_by": "role-x"}),
      ["atoms[3].id: duplicate id 'atom-a' (also atoms[0].id)"]),
     ("duplicate rule id", lambda d: d["rules"].append({"rule_id": "journey-t", "conditions": [{"field": "a", "operator": "exists"}]}),
      ["rules[1].rule_id: duplicate id 'journey-t' (also journey.id)"]),
     ("id too long", lambda d: d["roles"][0].update(id="r" * 101),
-     [f"roles[0].id: invalid id '{'r' * 77}... (lower-case letters, digits, '.', '_', '-')"] + [
+     [f"roles[0].id: invalid id {rules.show('r' * 101)} (lower-case letters, digits, '.', '_', '-')"] + [
          f"atoms[{i}].performed_by: unknown role 'role-x'" for i in range(3)]),
     ("atom unknown key", lambda d: d["atoms"][2].update(colour="red"), ["atoms[2].colour: unknown key"]),
     ("atom not a mapping", lambda d: d["atoms"].append(["atom-q"]), ["atoms[3]: must be a mapping, got a list"]),
@@ -434,10 +441,10 @@ CASES = [
      ["edges[0].default: must be true or false, got 'yes'"]),
     ("inline condition", lambda d: d["edges"].append(edge("atom-a", "atom-b", condition={"all": [{"field": "__class__", "operator": "eq", "value": 1}]})),
      ["edges[0].condition.all[0].field: invalid field path '__class__'"]),
-    ("performed_by conflict", lambda d: d["edges"].append(edge("atom-a", "role-y", "PERFORMED_BY")) or d["roles"].append({"id": "role-y", "name": "Y"}),
+    ("performed_by conflict", lambda d: add_role_y(d, [edge("atom-a", "role-y", "PERFORMED_BY")]),
      ["edges[0]: conflicting performed_by: atoms[0].performed_by is 'role-x'"]),
-    ("performed_by edges conflict", lambda d: d["atoms"][0].pop("performed_by") or d["roles"].append({"id": "role-y", "name": "Y"}) or d["edges"].extend(
-        [edge("atom-a", "role-x", "PERFORMED_BY"), edge("atom-a", "role-y", "PERFORMED_BY")]),
+    ("performed_by edges conflict", lambda d: add_role_y(d, [edge("atom-a", "role-x", "PERFORMED_BY"),
+                                                             edge("atom-a", "role-y", "PERFORMED_BY")], unassign=True),
      ["edges[1]: conflicting performed_by: edges[0] already gives atom 'atom-a' role 'role-x'"]),
     ("performed_by to an atom", lambda d: d["edges"].append(edge("atom-a", "atom-b", "PERFORMED_BY", rule="rule-r")),
      ["edges[0].to: 'atom-b' is a atom, not a role", "edges[0].rule: only ENABLES edges carry rule"]),

@@ -13,7 +13,7 @@ DEMO_PASSWORD = "demo1234"
 
 # (user name, roles, manager, staff)
 DEMO_USERS = [
-    ("manager", ["role-loan-officer", "role-processor", "role-underwriter", "role-closer"], None, True),
+    ("manager", [], None, True),
     ("olivia", ["role-loan-officer"], "manager", False),
     ("liam", ["role-loan-officer"], "manager", False),
     ("priya", ["role-processor"], "manager", False),
