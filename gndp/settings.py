@@ -81,6 +81,9 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Server-side parameters let psycopg prepare the hot statements once per connection.
+        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 else:
     # WAL lets readers proceed beside the one writer; IMMEDIATE takes the write lock at
     # BEGIN, so two writers serialise instead of failing halfway through a step.

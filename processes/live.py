@@ -1,12 +1,22 @@
-"""Channel-layer groups that live clients subscribe to. Group names are derived here, on
-the server, from ids: a client can never name a group it joins."""
+"""Channel-layer groups that live clients subscribe to, and the publisher that feeds them.
+
+Group names are derived here, on the server, from ids: a client can never name a group it
+joins. Publishing never holds up a request: with Redis, events go to a background thread
+that sends them in order; with the in-memory layer (one process, development) they are sent
+inline, and only to groups somebody listens to.
+"""
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from typing import Iterable
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+log = logging.getLogger(__name__)
 
 MONITORING_GROUP = "monitoring"
 
@@ -23,22 +33,82 @@ def role_group(role: str) -> str:
     return f"role.{role}"
 
 
+def messages_for(events: Iterable) -> list[tuple[str, dict]]:
+    """(group, message) pairs: each event to its process, the dashboard, and the inboxes
+    and role queues it touches."""
+    pairs = []
+    for event in events:
+        message = {"type": "event.message", "event": event.as_message()}
+        groups = [process_group(event.process_id), MONITORING_GROUP]
+        for key in ("assigned_to_id", "previous_assignee_id"):
+            if event.payload.get(key):
+                groups.append(inbox_group(event.payload[key]))
+        if event.payload.get("role"):
+            groups.append(role_group(event.payload["role"]))
+        pairs += [(group, message) for group in dict.fromkeys(groups)]
+    return pairs
+
+
 def broadcast(events: Iterable) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    send = async_to_sync(_send_all)
-    send(layer, list(events))
+    pairs = messages_for(events)
+    if isinstance(layer, InMemoryChannelLayer):
+        pairs = [(group, message) for group, message in pairs if layer.groups.get(group)]
+        if pairs:
+            async_to_sync(_send)(layer, pairs)
+        return
+    _publisher().put(pairs)
 
 
-async def _send_all(layer, events) -> None:
-    for event in events:
-        message = {"type": "event.message", "event": event.as_message()}
-        groups = {process_group(event.process_id), MONITORING_GROUP}
-        for key in ("assigned_to_id", "previous_assignee_id"):
-            if event.payload.get(key):
-                groups.add(inbox_group(event.payload[key]))
-        if event.payload.get("role"):
-            groups.add(role_group(event.payload["role"]))
-        for group in groups:
-            await layer.group_send(group, message)
+async def _send(layer, pairs) -> None:
+    for group, message in pairs:
+        await layer.group_send(group, message)
+
+
+class _Publisher(threading.Thread):
+    """One daemon thread with its own event loop, draining a queue in order."""
+
+    def __init__(self) -> None:
+        super().__init__(name="gndp-publisher", daemon=True)
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+
+    def put(self, pairs) -> None:
+        if pairs:
+            self.queue.put(pairs)
+
+    def run(self) -> None:
+        send = async_to_sync(self._send_batch)
+        while True:
+            batch = self.queue.get()
+            try:
+                send(batch)
+            except Exception:  # noqa: BLE001 - a broker outage degrades live updates only
+                log.warning("could not publish %d messages", len(batch), exc_info=True)
+
+    @staticmethod
+    async def _send_batch(pairs) -> None:
+        await _send(get_channel_layer(), pairs)
+
+
+_lock = threading.Lock()
+_thread: _Publisher | None = None
+
+
+def _publisher() -> _Publisher:
+    global _thread
+    with _lock:
+        if _thread is None or not _thread.is_alive():
+            _thread = _Publisher()
+            _thread.start()
+        return _thread
+
+
+def flush(timeout: float = 5.0) -> None:
+    """Wait until the background publisher has sent what it holds (tests, shutdown)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while _thread is not None and not _thread.queue.empty() and time.monotonic() < deadline:
+        time.sleep(0.01)

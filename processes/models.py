@@ -86,6 +86,10 @@ class ProcessInstance(models.Model):
     # Bumped by every state change: what optimistic readers (If-Match) compare against.
     lock_version = models.PositiveIntegerField(default=0)
     failure = models.TextField(blank=True, default="")
+    # The per-atom state of the engine core, kept on the process row: every step locks and
+    # writes this row anyway, so the state costs no extra statement to read or to save.
+    atom_states = models.JSONField(default=dict, help_text="atom id -> waiting|active|completed|skipped")
+    fired_edges = models.JSONField(default=dict, help_text="decided atom id -> targets of its fired ENABLES edges")
 
     class Meta:
         indexes = [
@@ -108,20 +112,16 @@ class ProcessInstance(models.Model):
     def is_final(self) -> bool:
         return self.status in {ProcessStatus.COMPLETED, ProcessStatus.ABORTED}
 
+    def steps_in(self, state: str) -> list[str]:
+        return [atom_id for atom_id, value in self.atom_states.items() if value == state]
 
-class AtomState(models.Model):
-    process = models.ForeignKey(ProcessInstance, on_delete=models.CASCADE, related_name="atom_states")
-    atom_id = models.CharField(max_length=100)
-    state = models.CharField(max_length=10, default="waiting")
-    fired = models.JSONField(default=list, help_text="Targets of this atom's fired ENABLES edges.")
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["process", "atom_id"], name="atom_state_unique")]
-        indexes = [models.Index(fields=["atom_id", "state"], name="atom_state_atom_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.atom_id}: {self.state}"
+    @property
+    def progress(self) -> float:
+        """Share of the workflow's atoms that are decided (completed or skipped), 0..1."""
+        if not self.atom_states:
+            return 0.0
+        decided = sum(1 for value in self.atom_states.values() if value in ("completed", "skipped"))
+        return round(decided / len(self.atom_states), 4)
 
 
 class EventType(models.TextChoices):

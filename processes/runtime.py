@@ -16,49 +16,27 @@ from tasks.models import PRIORITY_RANK, TaskInstance
 from .engine import core
 from .engine.blueprint import Blueprint
 from .events import EventLog
-from .models import AtomState, EventType, ProcessInstance, ProcessStatus
+from .models import EventType, ProcessInstance, ProcessStatus
 
 logger = logging.getLogger(__name__)
 
 
-def load_runtime(process: ProcessInstance) -> tuple[core.Runtime, dict[str, AtomState]]:
-    rows = {row.atom_id: row for row in AtomState.objects.filter(process=process)}
-    runtime = core.Runtime(
-        states={atom_id: row.state for atom_id, row in rows.items()},
-        fired={atom_id: frozenset(row.fired) for atom_id, row in rows.items()},
-    )
-    return runtime, rows
-
-
-def create_atom_rows(process: ProcessInstance, step: core.Step) -> None:
-    AtomState.objects.bulk_create(
-        AtomState(
-            process=process,
-            atom_id=atom_id,
-            state=state,
-            fired=sorted(step.runtime.fired.get(atom_id, ())),
-        )
-        for atom_id, state in step.runtime.states.items()
+def runtime_of(process: ProcessInstance) -> core.Runtime:
+    return core.Runtime(
+        states=process.atom_states,
+        fired={atom_id: frozenset(targets) for atom_id, targets in process.fired_edges.items()},
     )
 
 
-def save_atom_rows(step: core.Step, rows: dict[str, AtomState]) -> None:
-    now = timezone.now()
-    changed = []
-    for atom_id in step.changed:
-        row = rows[atom_id]
-        row.state = step.runtime.states[atom_id]
-        row.fired = sorted(step.runtime.fired.get(atom_id, ()))
-        row.updated_at = now
-        changed.append(row)
-    if changed:
-        AtomState.objects.bulk_update(changed, ["state", "fired", "updated_at"])
+def _store_runtime(process: ProcessInstance, step: core.Step) -> None:
+    process.atom_states = dict(step.runtime.states)
+    process.fired_edges = {atom_id: sorted(targets) for atom_id, targets in step.runtime.fired.items()}
 
 
 def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, log: EventLog) -> list[TaskInstance]:
     """Create the tasks of newly active atoms and close the process when it is done.
 
-    The caller has saved the atom rows; this saves the process row.
+    Saves the process row with the new atom states and context.
     """
     now = timezone.now()
     tasks = [_new_task(process, blueprint, atom_id, now) for atom_id in step.activated]
@@ -79,8 +57,9 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
         transaction.on_commit(lambda: enqueue_system_tasks(system_ids))
 
     process.context = step.context
+    _store_runtime(process, step)
     process.lock_version += 1
-    fields = ["context", "lock_version", "updated_at", "status"]
+    fields = ["context", "atom_states", "fired_edges", "lock_version", "updated_at", "status"]
     if step.completed:
         process.status = ProcessStatus.COMPLETED
         process.completed_at = now
@@ -108,10 +87,9 @@ def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now)
     )
     if atom.is_system:
         return task
-    route = routing.choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY))
+    route = routing.choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY), now)
     if route.assignee is not None:
         task.assigned_to = route.assignee
-        routing.note_assignment(route.assignee, now)
     elif route.unroutable:
         task.data = {"unroutable": True}
     return task

@@ -11,11 +11,12 @@ from tasks.access import visible_processes
 from . import versions
 from .engine import core
 from .errors import NotFound
-from .models import AtomState, ProcessInstance, WorkflowVersion
+from .models import ProcessInstance, WorkflowVersion
+from .runtime import runtime_of
 
 
 def processes_for(user) -> QuerySet[ProcessInstance]:
-    return visible_processes(user).select_related("version", "started_by").prefetch_related("atom_states")
+    return visible_processes(user).select_related("version", "started_by")
 
 
 def process_for(user, process_id: Any) -> ProcessInstance:
@@ -28,11 +29,7 @@ def process_for(user, process_id: Any) -> ProcessInstance:
 def graph_of(process: ProcessInstance) -> dict[str, list[dict[str, Any]]]:
     """Every atom with its state and every edge with whether it fired (null: undecided)."""
     blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
-    rows = {row.atom_id: row for row in AtomState.objects.filter(process=process)}
-    runtime = core.Runtime(
-        states={atom_id: row.state for atom_id, row in rows.items()},
-        fired={atom_id: frozenset(row.fired) for atom_id, row in rows.items()},
-    )
+    runtime = runtime_of(process)
     nodes = [
         {"id": atom.id, "name": atom.name, "kind": atom.kind, "role": atom.role,
          "state": runtime.states.get(atom.id, core.WAITING)}

@@ -9,7 +9,7 @@ from .models import ProcessEvent, ProcessInstance
 
 
 class ProcessSerializer(serializers.ModelSerializer):
-    """The contract's Process. Expects `atom_states` prefetched."""
+    """The contract's Process."""
 
     journey_id = serializers.CharField(source="workflow_id")
     root_journey_id = serializers.CharField(source="journey_id")
@@ -28,23 +28,17 @@ class ProcessSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def _states(self, process) -> list:
-        return sorted(process.atom_states.all(), key=lambda row: (row.updated_at, row.pk))
-
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_current_steps(self, process) -> list[str]:
-        return [row.atom_id for row in self._states(process) if row.state == "active"]
+        return process.steps_in("active")
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_completed_steps(self, process) -> list[str]:
-        return [row.atom_id for row in self._states(process) if row.state == "completed"]
+        return process.steps_in("completed")
 
     def get_progress(self, process) -> float:
         """Share of the workflow's atoms that are decided (completed or skipped), 0..1."""
-        rows = process.atom_states.all()
-        if not rows:
-            return 0.0
-        return round(sum(1 for row in rows if row.state in ("completed", "skipped")) / len(rows), 4)
+        return process.progress
 
 
 class StartProcessSerializer(serializers.Serializer):

@@ -11,7 +11,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tasks import access
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 
 from . import versions
@@ -19,7 +18,7 @@ from .engine import core
 from .errors import Conflict, InvalidInput, NotFound
 from .events import EventLog
 from .models import EventType, ProcessInstance, ProcessStatus
-from .runtime import apply_step, create_atom_rows, enqueue_system_tasks
+from .runtime import apply_step, enqueue_system_tasks
 
 
 def lock_process(process_id: Any) -> ProcessInstance:
@@ -51,9 +50,6 @@ def start_process(
                 business_key=business_key or None,
                 started_by=user if user is not None and user.is_authenticated else None,
             )
-            create_atom_rows(process, step)
-            if process.started_by_id:
-                access.grant_process_view(process.pk, process.started_by)
             log.add(process, EventType.PROCESS_STARTED, workflow_id=workflow_id, version=version.number,
                     business_key=business_key)
             apply_step(process, blueprint, step, log)

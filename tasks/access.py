@@ -63,21 +63,21 @@ def visible_tasks(user) -> QuerySet[TaskInstance]:
 
 
 def visible_processes(user) -> QuerySet[ProcessInstance]:
-    """Processes the user started or takes part in, and those of the people it manages."""
+    """Processes the user started or takes part in (holds or held one of their tasks), and
+    those of the people it manages."""
     processes = ProcessInstance.objects.all()
     if not user.is_authenticated:
         return processes.none()
     if sees_everything(user, "processes.view_processinstance"):
         return processes
+    own_tasks = TaskInstance.objects.filter(process=OuterRef("pk")).filter(
+        Q(assigned_to=user) | Q(completed_by=user) | Q(assigned_to__workflow_profile__manager=user)
+    )
     granted = ProcessUserObjectPermission.objects.filter(
         content_object=OuterRef("pk"), user=user, permission_id=_permission_id("processes", PROCESS_VIEW)
     )
-    reports_granted = ProcessUserObjectPermission.objects.filter(
-        content_object=OuterRef("pk"), user__workflow_profile__manager=user,
-        permission_id=_permission_id("processes", PROCESS_VIEW),
-    )
     return processes.filter(
-        Q(started_by=user) | Q(started_by__workflow_profile__manager=user) | Exists(granted) | Exists(reports_granted)
+        Q(started_by=user) | Q(started_by__workflow_profile__manager=user) | Exists(own_tasks) | Exists(granted)
     )
 
 
@@ -88,7 +88,6 @@ def grant_task_to_user(task: TaskInstance, user) -> None:
         [TaskUserObjectPermission(content_object=task, user=user, permission_id=pid) for pid in _task_perm_ids()],
         ignore_conflicts=True,
     )
-    grant_process_view(task.process_id, user)
 
 
 def revoke_task_from_user(task: TaskInstance, user) -> None:
@@ -109,33 +108,22 @@ def revoke_task_from_role(task: TaskInstance) -> None:
     TaskGroupObjectPermission.objects.filter(content_object=task).delete()
 
 
-def grant_process_view(process_id: int, user) -> None:
-    ProcessUserObjectPermission.objects.bulk_create(
-        [ProcessUserObjectPermission(content_object_id=process_id, user=user,
-                                     permission_id=_permission_id("processes", PROCESS_VIEW))],
-        ignore_conflicts=True,
-    )
-
-
 def grant_new_tasks(tasks: list[TaskInstance]) -> None:
-    """Grants for freshly routed tasks, in two statements whatever their number."""
+    """Grants for freshly routed tasks, in at most two statements whatever their number."""
     perm_ids = _task_perm_ids()
-    user_rows, group_rows, process_rows = [], [], []
-    groups = {g.name: g for g in Group.objects.filter(name__in={t.role for t in tasks if not t.assigned_to_id})}
-    view_process = _permission_id("processes", PROCESS_VIEW)
+    user_rows, group_rows = [], []
+    queued_roles = {t.role for t in tasks if not t.assigned_to_id and t.kind != "system"}
+    groups = {g.name: g for g in Group.objects.filter(name__in=queued_roles)} if queued_roles else {}
     for task in tasks:
         if task.kind == "system":
             continue
         if task.assigned_to_id:
             user_rows += [TaskUserObjectPermission(content_object=task, user_id=task.assigned_to_id, permission_id=pid)
                           for pid in perm_ids]
-            process_rows.append(ProcessUserObjectPermission(
-                content_object_id=task.process_id, user_id=task.assigned_to_id, permission_id=view_process))
         elif task.role in groups:
             group_rows += [TaskGroupObjectPermission(content_object=task, group=groups[task.role], permission_id=pid)
                            for pid in perm_ids]
     if user_rows:
         TaskUserObjectPermission.objects.bulk_create(user_rows, ignore_conflicts=True)
-        ProcessUserObjectPermission.objects.bulk_create(process_rows, ignore_conflicts=True)
     if group_rows:
         TaskGroupObjectPermission.objects.bulk_create(group_rows, ignore_conflicts=True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Q
+from django.db import connection
+from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
-from .models import OPEN_TASK_STATUSES, Profile
+from .models import OPEN_TASK_STATUSES, Profile, TaskInstance
 
 LEAST_BUSY = "least_busy"
 ROUND_ROBIN = "round_robin"
@@ -32,22 +34,39 @@ def candidates(role: str):
     return User.objects.filter(groups__name=role, is_active=True).exclude(workflow_profile__available=False)
 
 
-def choose(role: str, strategy: str) -> Route:
+def choose(role: str, strategy: str, when) -> Route:
+    """Pick the assignee of a new task of `role`, and note the assignment, in one statement."""
     if not role:
         return Route(None, unroutable=True)
     if strategy == QUEUE:
         return Route(None, unroutable=not candidates(role).exists())
-    people = candidates(role)
-    if strategy == LEAST_BUSY:
-        people = people.annotate(
-            open_tasks=Count("tasks", filter=Q(tasks__status__in=OPEN_TASK_STATUSES))
-        ).order_by("open_tasks", F("workflow_profile__last_assigned_at").asc(nulls_first=True), "pk")
-    else:
-        people = people.order_by(F("workflow_profile__last_assigned_at").asc(nulls_first=True), "pk")
-    chosen = people.first()
+    chosen = _pick_postgres(role, strategy, when) if connection.vendor == "postgresql" else _pick(role, strategy)
     if chosen is None:
         return Route(None, unroutable=True)
+    if connection.vendor != "postgresql":
+        note_assignment(chosen, when)
     return Route(chosen)
+
+
+def _pick(role: str, strategy: str):
+    """The portable query (SQLite), in the same order as `_PICK_SQL`."""
+    people = candidates(role)
+    order = [F("workflow_profile__last_assigned_at").asc(nulls_first=True), "pk"]
+    if strategy == LEAST_BUSY:
+        open_tasks = (
+            TaskInstance.objects.filter(assigned_to=OuterRef("pk"), status__in=OPEN_TASK_STATUSES)
+            .order_by().values("assigned_to").annotate(n=Count("pk")).values("n")
+        )
+        people = people.annotate(open_tasks=Coalesce(Subquery(open_tasks), 0))
+        order.insert(0, "open_tasks")
+    return people.order_by(*order).first()
+
+
+def _pick_postgres(role: str, strategy: str, when):
+    with connection.cursor() as cursor:
+        cursor.execute(_PICK_SQL[strategy], {"role": role, "when": when, "open": list(OPEN_TASK_STATUSES)})
+        row = cursor.fetchone()
+    return get_user_model()(pk=row[0], username=row[1]) if row else None
 
 
 def note_assignment(user, when) -> None:
@@ -55,3 +74,38 @@ def note_assignment(user, when) -> None:
     updated = Profile.objects.filter(user=user).update(last_assigned_at=when)
     if not updated:
         Profile.objects.get_or_create(user=user, defaults={"last_assigned_at": when})
+
+
+def _pick_sql(*order_by: str) -> str:
+    """The routing query on PostgreSQL: the hot path of every step, so one statement that
+    chooses among the role's active, available members and stamps the chosen one's profile
+    (every user has a profile row: `tasks.apps` creates it with the user)."""
+    User = get_user_model()
+    user_table = User._meta.db_table
+    groups_table = User.groups.through._meta.db_table
+    return f"""
+        WITH chosen AS (
+            SELECT u.id, u.{User.USERNAME_FIELD} AS username
+            FROM {user_table} u
+            JOIN {groups_table} ug ON ug.user_id = u.id
+            JOIN auth_group g ON g.id = ug.group_id
+            LEFT JOIN {Profile._meta.db_table} p ON p.user_id = u.id
+            WHERE g.name = %(role)s AND u.is_active AND COALESCE(p.available, TRUE)
+            ORDER BY {", ".join([*order_by, "p.last_assigned_at ASC NULLS FIRST", "u.id"])}
+            LIMIT 1
+        ), stamped AS (
+            UPDATE {Profile._meta.db_table} SET last_assigned_at = %(when)s
+            WHERE user_id IN (SELECT id FROM chosen)
+        )
+        SELECT id, username FROM chosen
+    """
+
+
+_OPEN_COUNT = (
+    f"(SELECT COUNT(*) FROM {TaskInstance._meta.db_table} t"
+    " WHERE t.assigned_to_id = u.id AND t.status = ANY(%(open)s))"
+)
+_PICK_SQL = {
+    LEAST_BUSY: _pick_sql(_OPEN_COUNT),
+    ROUND_ROBIN: _pick_sql(),
+}

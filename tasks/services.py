@@ -19,7 +19,7 @@ from processes.engine import core
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import EventLog
 from processes.models import EventType, ProcessInstance, ProcessStatus
-from processes.runtime import apply_step, enqueue_system_tasks, load_runtime, save_atom_rows
+from processes.runtime import apply_step, enqueue_system_tasks, runtime_of
 
 from . import access, routing
 from .models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
@@ -27,20 +27,25 @@ from .permissions import can_see_task, can_work_task, is_manager_of
 
 
 def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
-    """Lock the task's process, then read the task under that lock."""
+    """Read the task and lock its process row, in one statement.
+
+    The task's columns come from the statement's snapshot and may be older than the lock;
+    that is safe because every change to a task is a conditional UPDATE on its version
+    (`_mark`), and the engine reads the atom states from the freshly locked process row.
+    """
     try:
         task_id = int(task_id)
     except (TypeError, ValueError):
         raise NotFound(f"task {task_id} not found") from None
-    process = (
-        ProcessInstance.objects.select_for_update(of=("self",)).filter(tasks__pk=task_id).first()
+    task = (
+        TaskInstance.objects.select_related("process", "assigned_to")
+        .select_for_update(of=("process",))
+        .filter(pk=task_id)
+        .first()
     )
-    if process is None:
+    if task is None or (user is not None and not can_see_task(user, task)):
         raise NotFound(f"task {task_id} not found")
-    task = TaskInstance.objects.select_related("assigned_to").get(pk=task_id)
-    if user is not None and not can_see_task(user, task):
-        raise NotFound(f"task {task_id} not found")
-    return process, task
+    return task.process, task
 
 
 def _require_running(process: ProcessInstance) -> None:
@@ -113,7 +118,9 @@ def complete_task(task_id: Any, *, user, result: Any = None) -> TaskInstance:
             raise Conflict("claim the task (start) before completing it", code="not_claimed")
         log = EventLog(user)
         if task.status == TaskStatus.PENDING:
-            _claim(process, task, user, log)
+            # The implicit start is recorded, but shares the completion's UPDATE.
+            task.started_at = timezone.now()
+            log.add(process, EventType.TASK_STARTED, task=task, assigned_to_id=user.pk, implicit=True)
         _finish(process, task, result, log, user=user)
         log.flush()
     return task
@@ -121,18 +128,16 @@ def complete_task(task_id: Any, *, user, result: Any = None) -> TaskInstance:
 
 def _finish(process: ProcessInstance, task: TaskInstance, result: dict, log: EventLog, user=None) -> None:
     blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
-    runtime, rows = load_runtime(process)
     try:
-        step = core.complete(blueprint, runtime, process.context, task.atom_id, result)
+        step = core.complete(blueprint, runtime_of(process), process.context, task.atom_id, result)
     except core.InvalidResult as exc:
         raise InvalidInput("the result does not match the step's form", details=exc.problems) from exc
     except core.AtomNotActive as exc:
         raise Conflict(str(exc), code="atom_not_active") from exc
-    _mark(task, status=TaskStatus.COMPLETED, completed_at=timezone.now(), result=result,
-          completed_by=user if user is not None else None)
+    _mark(task, status=TaskStatus.COMPLETED, started_at=task.started_at or timezone.now(),
+          completed_at=timezone.now(), result=result, completed_by=user if user is not None else None)
     log.add(process, EventType.TASK_COMPLETED, task=task, result_keys=sorted(result),
             assigned_to_id=task.assigned_to_id)
-    save_atom_rows(step, rows)
     apply_step(process, blueprint, step, log)
 
 

@@ -78,6 +78,10 @@ def _get(item: dict[Any, Any], key: str) -> Any:
     return _ABSENT if value is None else value
 
 
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
 def _ordered(item: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     return {key: item[key] for key in keys if key in item}
 
@@ -221,14 +225,14 @@ class _Normalizer:
     def reference(self, value: Any, place: str, kind: str) -> str | None:
         """`value` if it is the id of a `kind` (atom, role, rule) of this file."""
         if not isinstance(value, str):
-            self.problem(place, f"must be the id of a {kind}, got {show(value)}")
+            self.problem(place, f"must be the id of {_a(kind)}, got {show(value)}")
             return None
         actual = self.kinds.get(value)
         if actual is None:
             self.problem(place, f"unknown {kind} {show(value)}")
             return None
         if actual != kind:
-            self.problem(place, f"{show(value)} is a {actual}, not a {kind}")
+            self.problem(place, f"{show(value)} is {_a(actual)}, not {_a(kind)}")
             return None
         return value
 
@@ -378,7 +382,8 @@ class _Normalizer:
             if atom_id is None:
                 continue
             if atom_id in self.module_of:
-                self.problem(f"{place}.atoms[{i}]", f"atom {show(atom_id)} is already in module {show(self.module_of[atom_id])}")
+                owner = show(self.module_of[atom_id])
+                self.problem(f"{place}.atoms[{i}]", f"atom {show(atom_id)} is already in module {owner}")
                 continue
             self.module_of[atom_id] = module_id
             members.append(atom_id)
@@ -626,7 +631,8 @@ class _Normalizer:
     def performed_by_edge(self, atom_id: str, role: str, place: str) -> None:
         if atom_id in self.performers:
             other_role, other_place = self.performers[atom_id]
-            self.problem(place, f"conflicting performed_by: {other_place} already gives atom {show(atom_id)} role {show(other_role)}")
+            given = f"{other_place} already gives atom {show(atom_id)} role {show(other_role)}"
+            self.problem(place, f"conflicting performed_by: {given}")
             return
         self.performers[atom_id] = (role, place)
 
@@ -639,10 +645,8 @@ class _Normalizer:
             if atom.get("kind") == "system":
                 self.problem(place, f"system atom {show(atom_id)} is run by a handler, not performed by a role")
             elif atom.get("performed_by", role) != role:
-                self.problem(
-                    place,
-                    f"conflicting performed_by: {self.atom_places[atom_id]}.performed_by is {show(atom['performed_by'])}",
-                )
+                own = f"{self.atom_places[atom_id]}.performed_by"
+                self.problem(place, f"conflicting performed_by: {own} is {show(atom['performed_by'])}")
             else:
                 atom["performed_by"] = role
         for atom_id, atom in self.atoms.items():
@@ -692,7 +696,8 @@ class _Normalizer:
             if edge.out.get("default"):
                 source = edge.out["from"]
                 if source in first_default:
-                    self.problem(f"{edge.place}.default", f"atom {show(source)} already has a default edge ({first_default[source]})")
+                    message = f"atom {show(source)} already has a default edge ({first_default[source]})"
+                    self.problem(f"{edge.place}.default", message)
                 else:
                     first_default[source] = edge.place
 

@@ -50,11 +50,18 @@ def _atom_observations(defn: Mapping[str, Any]) -> list[str]:
                 found.append(f"{place}: system atom {atom_id!r} has retries 0: one handler failure fails the process")
         elif "target" not in sla:
             found.append(f"{place}: human atom {atom_id!r} has no SLA target (its tasks have no due date)")
-        if "target" in sla and "escalation" in sla and parse_duration(sla["escalation"]) < parse_duration(sla["target"]):
-            found.append(f"{place}: atom {atom_id!r} escalates ({sla['escalation']}) before its target ({sla['target']})")
+        if _escalates_early(sla):
+            early = f"escalates ({sla['escalation']}) before its target ({sla['target']})"
+            found.append(f"{place}: atom {atom_id!r} {early}")
         if defn.get("phases") and atom_id not in in_module:
             found.append(f"{place}: atom {atom_id!r} is in no module (only a journey-wide process runs it)")
     return found
+
+
+def _escalates_early(sla: Mapping[str, str]) -> bool:
+    if "target" not in sla or "escalation" not in sla:
+        return False
+    return parse_duration(sla["escalation"]) < parse_duration(sla["target"])
 
 
 def _lonely_defaults(defn: Mapping[str, Any]) -> list[str]:

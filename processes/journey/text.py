@@ -48,19 +48,37 @@ def parse_text(text: str, filename: str | None = None) -> dict[str, Any]:
     with `{`, YAML otherwise. Raises JourneyError for a syntax error or a top level that
     is not a mapping; the content itself is checked by `normalize`."""
     label = filename or "<text>"
-    as_json = (filename or "").lower().endswith(".json") or text.lstrip().startswith("{")
-    try:
-        data = _load_json(text) if as_json else yaml.load(text, Loader=_JourneyLoader)  # noqa: S506 (safe loader)
-    except json.JSONDecodeError as exc:
-        raise JourneyError([f"{label}: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"]) from None
-    except (ValueError, yaml.YAMLError) as exc:
-        kind = "JSON" if as_json else "YAML"
-        raise JourneyError([f"{label}: invalid {kind}: {_one_line(exc)}"]) from None
-    except RecursionError:
-        raise JourneyError([f"{label}: nested too deeply"]) from None
+    named_json = (filename or "").lower().endswith(".json")
+    if named_json or text.lstrip().startswith("{"):
+        try:
+            data = _load_json(text)
+        except ValueError as exc:
+            if named_json:
+                raise JourneyError([f"{label}: invalid JSON: {_json_message(exc)}"]) from None
+            # `{format: gndp-journey/1, ...}` is a YAML flow mapping, not broken JSON.
+            data = _load_yaml(text, label)
+        except RecursionError:
+            raise JourneyError([f"{label}: nested too deeply"]) from None
+    else:
+        data = _load_yaml(text, label)
     if not isinstance(data, dict):
         raise JourneyError([f"{label}: the top level must be a mapping"])
     return data
+
+
+def _load_yaml(text: str, label: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_JourneyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise JourneyError([f"{label}: invalid YAML: {_one_line(exc)}"]) from None
+    except RecursionError:
+        raise JourneyError([f"{label}: nested too deeply"]) from None
+
+
+def _json_message(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+    return str(exc)
 
 
 def _load_json(text: str) -> Any:
@@ -76,7 +94,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _one_line(exc: Exception) -> str:
+def _one_line(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

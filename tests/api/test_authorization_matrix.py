@@ -72,7 +72,7 @@ def test_every_route_has_an_expectation():
 def world(db, small_version):
     boss = UserFactory(username="boss")
     assignee = UserFactory(username="assignee", roles=["role-clerk"])
-    Profile.objects.create(user=assignee, manager=boss)
+    Profile.objects.filter(user=assignee).update(manager=boss)
     process = start_process(workflow_id="journey-small", user=assignee)
     task = TaskInstance.objects.get(process=process, atom_id="atom-apply")
     assert task.assigned_to == assignee

@@ -398,7 +398,7 @@ CASES = [
     ("human without performer", lambda d: d["atoms"][2].pop("performed_by"), ["atoms[2].performed_by: required for human atoms"]),
     ("performer unknown", lambda d: d["atoms"][2].update(performed_by="role-q"), ["atoms[2].performed_by: unknown role 'role-q'"]),
     ("performer is an atom", lambda d: d["atoms"][2].update(performed_by="atom-a"),
-     ["atoms[2].performed_by: 'atom-a' is a atom, not a role"]),
+     ["atoms[2].performed_by: 'atom-a' is an atom, not a role"]),
     ("human with handler", lambda d: d["atoms"][0].update(handler="noop", params={"a": 1}, retries=1),
      ["atoms[0].handler: only system atoms have this", "atoms[0].params: only system atoms have this",
       "atoms[0].retries: only system atoms have this"]),
@@ -408,7 +408,7 @@ CASES = [
      ["atoms[0].sla.warn: unknown key", "atoms[0].sla.escalation: invalid ISO 8601 duration 'soon' (e.g. PT4H, P2D, P1DT12H, PT0.5S)"]),
     ("phase unknown atom", lambda d: d.update(phases=[{"id": "phase-p", "name": "P", "modules": [
         {"id": "module-m", "name": "M", "atoms": ["atom-a", "atom-q", "role-x"]}]}]),
-     ["phases[0].modules[0].atoms[1]: unknown atom 'atom-q'", "phases[0].modules[0].atoms[2]: 'role-x' is a role, not a atom"]),
+     ["phases[0].modules[0].atoms[1]: unknown atom 'atom-q'", "phases[0].modules[0].atoms[2]: 'role-x' is a role, not an atom"]),
     ("atom in two modules", lambda d: d.update(phases=[
         {"id": "phase-p", "name": "P", "modules": [{"id": "module-m", "name": "M", "atoms": ["atom-a", "atom-b"]}]},
         {"id": "phase-q", "name": "Q", "modules": [{"id": "module-n", "name": "N", "atoms": ["atom-c", "atom-a"]}]}]),
@@ -424,22 +424,24 @@ CASES = [
                                                        edge("atom-a", "atom-c"), edge("atom-c", "x")]),
      ["edges[3].to: unknown atom 'x'"]),
     ("edge to a role", lambda d: d["edges"].append(edge("role-x", "atom-b", "DEPENDS_ON")),
-     ["edges[0].from: 'role-x' is a role, not a atom"]),
+     ["edges[0].from: 'role-x' is a role, not an atom"]),
     ("edge endpoints missing", lambda d: d["edges"].append({"type": "ENABLES"}), ["edges[0].from: required", "edges[0].to: required"]),
     ("edge unknown key", lambda d: d["edges"].append(edge("atom-a", "atom-b", weight=3)), ["edges[0].weight: unknown key"]),
     ("self loop", lambda d: d["edges"].append(edge("atom-a", "atom-a")), ["edges[0]: self loop on 'atom-a'"]),
-    ("duplicate edge", lambda d: d["edges"].extend([edge("atom-a", "atom-b"), edge("atom-b", "atom-c"), edge("atom-a", "atom-b", rule="rule-r")]),
+    ("duplicate edge", lambda d: d["edges"].extend(
+        [edge("atom-a", "atom-b"), edge("atom-b", "atom-c"), edge("atom-a", "atom-b", rule="rule-r")]),
      ["edges[2]: duplicate of edges[0] (ENABLES atom-a -> atom-b)"]),
     ("depends_on with a rule", lambda d: d["edges"].append(edge("atom-a", "atom-b", "DEPENDS_ON", rule="rule-r", default=True)),
      ["edges[0].rule: only ENABLES edges carry rule", "edges[0].default: only ENABLES edges carry default"]),
     ("unknown edge rule", lambda d: d["edges"].append(edge("atom-a", "atom-b", rule="rule-q", rules=["rule-r", "rule-r", "atom-c"])),
      ["edges[0].rule: unknown rule 'rule-q'", "edges[0].rules[1]: duplicate rule 'rule-r'",
-      "edges[0].rules[2]: 'atom-c' is a atom, not a rule"]),
+      "edges[0].rules[2]: 'atom-c' is an atom, not a rule"]),
     ("default with condition", lambda d: d["edges"].append(edge("atom-a", "atom-b", rule="rule-r", default=True)),
      ["edges[0].default: a default edge carries no condition"]),
     ("default not a flag", lambda d: d["edges"].append(edge("atom-a", "atom-b", default="yes")),
      ["edges[0].default: must be true or false, got 'yes'"]),
-    ("inline condition", lambda d: d["edges"].append(edge("atom-a", "atom-b", condition={"all": [{"field": "__class__", "operator": "eq", "value": 1}]})),
+    ("inline condition", lambda d: d["edges"].append(
+        edge("atom-a", "atom-b", condition={"all": [{"field": "__class__", "operator": "eq", "value": 1}]})),
      ["edges[0].condition.all[0].field: invalid field path '__class__'"]),
     ("performed_by conflict", lambda d: add_role_y(d, [edge("atom-a", "role-y", "PERFORMED_BY")]),
      ["edges[0]: conflicting performed_by: atoms[0].performed_by is 'role-x'"]),
@@ -447,7 +449,7 @@ CASES = [
                                                              edge("atom-a", "role-y", "PERFORMED_BY")], unassign=True),
      ["edges[1]: conflicting performed_by: edges[0] already gives atom 'atom-a' role 'role-x'"]),
     ("performed_by to an atom", lambda d: d["edges"].append(edge("atom-a", "atom-b", "PERFORMED_BY", rule="rule-r")),
-     ["edges[0].to: 'atom-b' is a atom, not a role", "edges[0].rule: only ENABLES edges carry rule"]),
+     ["edges[0].to: 'atom-b' is an atom, not a role", "edges[0].rule: only ENABLES edges carry rule"]),
     ("rule unknown key", lambda d: d["rules"][0].update(priority=1), ["rules[0].priority: unknown key"]),
     ("rule conditions missing", lambda d: d["rules"][0].pop("conditions"), ["rules[0].conditions: required"]),
     ("rule bad id", lambda d: d["rules"][0].update(rule_id="Rule 1"),
@@ -486,7 +488,8 @@ def test_system_atom_problems():
         {"id": "atom-s1", "name": "S1", "kind": "system"},
         {"id": "atom-s2", "name": "S2", "kind": "system", "handler": "mystery", "performed_by": "role-x"},
         {"id": "atom-s3", "name": "S3", "kind": "system", "handler": "noop", "params": ["a"], "retries": 21},
-        {"id": "atom-s4", "name": "S4", "kind": "system", "handler": "noop", "params": {"a": float("nan"), 1: "x"}, "retries": True},
+        {"id": "atom-s4", "name": "S4", "kind": "system", "handler": "noop",
+         "params": {"a": float("nan"), 1: "x"}, "retries": True},
         {"id": "atom-s5", "name": "S5", "kind": "system", "handler": ""},
     ]
 
@@ -609,8 +612,7 @@ def test_a_long_chain_is_no_problem_for_cycle_detection():
 
 @pytest.mark.parametrize("data", [None, [], "journey", 3])
 def test_top_level_must_be_a_mapping(data):
-    assert problems(data) == [f"journey file: the top level must be a mapping, got {data!r}"
-                              if not isinstance(data, list) else "journey file: the top level must be a mapping, got a list"]
+    assert problems(data) == [f"journey file: the top level must be a mapping, got {rules.show(data)}"]
 
 
 def test_non_json_values_are_rejected():
@@ -620,7 +622,10 @@ def test_non_json_values_are_rejected():
     data["atoms"].append({"id": "atom-s", "name": "S", "kind": "system", "handler": "noop",
                           "params": {"when": datetime.date(2024, 1, 31), "raw": b"x"}})
 
-    assert problems(data) == ["atoms[3].params.when: a date is not JSON data", "atoms[3].params.raw: a bytes is not JSON data"]
+    assert problems(data) == [
+        "atoms[3].params.when: a date is not JSON data",
+        "atoms[3].params.raw: a bytes is not JSON data",
+    ]
 
 
 def test_lone_surrogates_are_rejected():
@@ -753,6 +758,16 @@ def test_invalid_yaml_names_the_file_and_place():
     [problem] = exc.value.problems
     assert problem.startswith("bad.yaml: invalid YAML: ")
     assert "line" in problem and "\n" not in problem
+
+
+def test_yaml_flow_mapping_is_not_mistaken_for_broken_json():
+    assert parse_text("{format: gndp-journey/1, n: 1e3}") == {"format": "gndp-journey/1", "n": "1e3"}
+    assert parse_text('{"n": 1e3}') == {"n": 1000.0}  # real JSON keeps JSON's numbers
+
+    with pytest.raises(JourneyError) as exc:
+        parse_text("{format: [}")
+
+    assert exc.value.problems[0].startswith("<text>: invalid YAML: ")
 
 
 def test_invalid_json_names_the_file_and_place():

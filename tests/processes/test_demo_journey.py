@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from processes.models import AtomState
 from processes.services import start_process
 from tasks import services as task_services
 from tests.driver import drive
@@ -43,7 +42,7 @@ def test_demo_process_runs_to_completed_with_a_real_worker(demo, celery_worker, 
 
     process = drive(process, work, overrides)
 
-    states = dict(AtomState.objects.filter(process=process).values_list("atom_id", "state"))
+    states = process.atom_states
     assert process.status == "completed", process.failure
     assert states["atom-uw-manual-credit-review"] == manual_review
     assert states["atom-sys-close-loan"] == "completed"

@@ -7,7 +7,7 @@ from django.db import DatabaseError, connection, transaction
 
 from processes import services
 from processes.errors import Conflict, InvalidInput, NotFound
-from processes.models import AtomState, ProcessEvent, ProcessInstance
+from processes.models import ProcessEvent, ProcessInstance
 from tasks import services as task_services
 from tasks.models import TaskInstance
 
@@ -45,7 +45,7 @@ def test_good_score_runs_to_completed_through_both_system_steps(small_version, c
     task_services.complete_task(open_task(process, "atom-join").pk, user=clerk)
 
     process.refresh_from_db()
-    states = dict(AtomState.objects.filter(process=process).values_list("atom_id", "state"))
+    states = process.atom_states
     assert process.status == "completed"
     assert states["atom-manual"] == "skipped"
     assert process.context == {"channel": "web", "amount": 1000, "score": 700, "scored": True, "status": "closed"}
@@ -59,7 +59,8 @@ def test_low_score_takes_the_manual_review_branch(small_version, clerk, checker)
 
     manual = open_task(process, "atom-manual")
     assert manual.priority == "high"
-    assert AtomState.objects.get(process=process, atom_id="atom-open").state == "waiting"
+    process.refresh_from_db()
+    assert process.atom_states["atom-open"] == "waiting"
 
 
 def test_invalid_result_is_refused_and_changes_nothing(small_version, clerk):
@@ -120,7 +121,7 @@ def test_abort_cancels_open_tasks(small_version, clerk):
 def test_start_of_a_phase_runs_only_its_atoms(small_version, checker):
     process = services.start_process(workflow_id="phase-review", context={"score": 1})
 
-    assert set(AtomState.objects.filter(process=process).values_list("atom_id", flat=True)) == {
+    assert set(process.atom_states) == {
         "atom-manual", "atom-open", "atom-a", "atom-b", "atom-join", "atom-done"}
     assert open_task(process, "atom-manual")
 
