@@ -37,13 +37,13 @@ def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
         task_id = int(task_id)
     except (TypeError, ValueError):
         raise NotFound(f"task {task_id} not found") from None
-    task = (
-        TaskInstance.objects.select_related("process", "assigned_to")
-        .select_for_update(of=("process",))
-        .filter(pk=task_id)
-        .first()
-    )
-    if task is None or (user is not None and not can_see_task(user, task)):
+    try:
+        task = TaskInstance.objects.select_related("process", "assigned_to").select_for_update(
+            of=("process",)
+        ).get(pk=task_id)
+    except TaskInstance.DoesNotExist:
+        raise NotFound(f"task {task_id} not found") from None
+    if user is not None and not can_see_task(user, task):
         raise NotFound(f"task {task_id} not found")
     return task.process, task
 
