@@ -6,12 +6,16 @@ export PORT ?= 8000
 
 .PHONY: setup run test bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed static/vendor/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+static/vendor/.installed: package.json package-lock.json
+	scripts/vendor.sh
 	touch $@
 
 run: setup

@@ -3,7 +3,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from processes import views as process_views
 from processes.api import JourneyViewSet, ProcessViewSet
+from tasks import views as task_views
 from tasks.api import TaskViewSet
 
 router = DefaultRouter(trailing_slash=False)
@@ -12,7 +14,18 @@ router.register("journeys", JourneyViewSet, basename="journey")
 router.register("processes", ProcessViewSet, basename="process")
 router.register("tasks", TaskViewSet, basename="task")
 
-urlpatterns = [
+pages = [
+    path("", process_views.home, name="home"),
+    path("inbox/", task_views.inbox, name="inbox"),
+    path("tasks/<int:task_id>/", task_views.task_detail, name="task-detail"),
+    path("tasks/<int:task_id>/claim/", task_views.task_claim, name="task-claim"),
+    path("processes/", process_views.process_list, name="process-list-page"),
+    path("processes/start/", process_views.start, name="process-start-page"),
+    path("processes/<int:process_id>/", process_views.process_detail, name="process-detail"),
+    path("journeys/<str:journey_id>/", process_views.journey_detail, name="journey-detail-page"),
+]
+
+urlpatterns = pages + [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include(router.urls)),

@@ -43,7 +43,9 @@ def messages_for(events: Iterable) -> list[tuple[str, dict]]:
         for key in ("assigned_to_id", "previous_assignee_id"):
             if event.payload.get(key):
                 groups.append(inbox_group(event.payload[key]))
-        if event.payload.get("role"):
+        # A role's queue hears of tasks put in it and taken out of it, never of tasks
+        # routed straight to one person: those are that person's business.
+        if event.payload.get("role") and (event.payload.get("queued") or event.payload.get("claimed")):
             groups.append(role_group(event.payload["role"]))
         pairs += [(group, message) for group in dict.fromkeys(groups)]
     return pairs

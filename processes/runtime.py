@@ -44,7 +44,9 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
         TaskInstance.objects.bulk_create(tasks)
         access.grant_new_tasks(tasks)
     for task in tasks:
-        log.add(process, EventType.TASK_CREATED, task=task, role=task.role, kind=task.kind, priority=task.priority)
+        queued = task.kind == "human" and task.assigned_to_id is None
+        log.add(process, EventType.TASK_CREATED, task=task, role=task.role, kind=task.kind, priority=task.priority,
+                queued=queued)
         if task.kind == "system":
             continue
         if task.assigned_to_id:

@@ -74,3 +74,33 @@ def journey_detail(journey_id: str) -> dict[str, Any]:
         "edges": definition["edges"],
         "rules": definition["rules"],
     }
+
+
+MASK = "••••••"
+
+
+def masked_context(process: ProcessInstance) -> list[tuple[str, Any]]:
+    """The context as pages show it: sensitive fields (PII) masked."""
+    sensitive = versions.get_blueprint(process.version_id, process.workflow_id).sensitive_fields
+    return [(key, MASK if key in sensitive else value) for key, value in sorted(process.context.items())]
+
+
+def timeline(process: ProcessInstance) -> list[dict[str, Any]]:
+    """The history as the process page draws it, newest last."""
+    return [
+        {"type": event.type, "timestamp": event.timestamp, "user": event.username or "engine",
+         "atom_id": event.atom_id, "payload": event.payload}
+        for event in process.events.order_by("id")
+    ]
+
+
+def version_graph(version_id: int, container_id: str) -> dict[str, list[dict[str, Any]]]:
+    """A workflow's graph with nothing decided yet: the journey pages draw it."""
+    blueprint = versions.get_blueprint(version_id, container_id)
+    nodes = [{"id": a.id, "name": a.name, "kind": a.kind, "role": a.role, "state": "waiting"}
+             for a in blueprint.atoms.values()]
+    edges = [{"from": e.source, "to": e.target, "type": "ENABLES", "fired": None, "default": e.default,
+              "conditional": e.conditional} for e in blueprint.edges]
+    edges += [{"from": a, "to": t, "type": "DEPENDS_ON", "fired": None, "default": False, "conditional": False}
+              for a, targets in blueprint.depends_on.items() for t in targets]
+    return {"nodes": nodes, "edges": edges}

@@ -69,6 +69,12 @@ class TaskInstance(models.Model):
     def is_open(self) -> bool:
         return self.status in OPEN_TASK_STATUSES
 
+    @property
+    def is_overdue(self) -> bool:
+        from django.utils import timezone
+
+        return bool(self.is_open and self.due_date and self.due_date < timezone.now())
+
 
 class Profile(models.Model):
     """What the router needs to know of a person beyond their roles."""

@@ -29,13 +29,27 @@ def subject_user(caller, username: str | None):
     return subject
 
 
-def inbox(caller, *, username: str | None = None, status: str | None = None) -> QuerySet[TaskInstance]:
+def inbox(
+    caller,
+    *,
+    username: str | None = None,
+    status: str | None = None,
+    priority: str | None = None,
+    journey_id: str | None = None,
+    overdue: bool = False,
+) -> QuerySet[TaskInstance]:
     """The tasks assigned to the user and the unassigned tasks of its roles' queues, by
     priority (high first), then due date, then age."""
     user = subject_user(caller, username)
     statuses = [status] if status else OPEN_TASK_STATUSES
     mine = Q(assigned_to=user) | Q(assigned_to__isnull=True, role__in=roles_of(user), kind="human")
     tasks = TaskInstance.objects.filter(mine, status__in=statuses)
+    if priority:
+        tasks = tasks.filter(priority=priority)
+    if journey_id:
+        tasks = tasks.filter(Q(process__journey_id=journey_id) | Q(process__workflow_id=journey_id))
+    if overdue:
+        tasks = tasks.filter(due_date__lt=timezone.now())
     if user.pk != caller.pk:
         tasks = tasks & visible_tasks(caller)
     return tasks.select_related("assigned_to").order_by(*INBOX_ORDER)

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from processes import versions
 
-from .models import OPEN_TASK_STATUSES, TaskInstance
+from .models import TaskInstance
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -25,7 +24,7 @@ class TaskSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_overdue(self, task) -> bool:
-        return bool(task.due_date and task.status in OPEN_TASK_STATUSES and task.due_date < timezone.now())
+        return task.is_overdue
 
     @extend_schema_field(serializers.ListField(child=serializers.DictField()))
     def get_form(self, task) -> list[dict]:

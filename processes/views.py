@@ -1,0 +1,86 @@
+"""Process and journey pages. Views parse, call a selector or a service, render."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+
+from . import selectors, services
+from .engine.blueprint import containers
+from .errors import ServiceError
+from .models import ProcessStatus, WorkflowVersion
+from .versions import definition_of, latest_version
+
+
+@login_required
+def home(request):
+    return redirect("inbox")
+
+
+@login_required
+def process_list(request):
+    processes = selectors.processes_for(request.user).order_by("-started_at", "-pk")
+    status = request.GET.get("status")
+    if status in ProcessStatus.values:
+        processes = processes.filter(status=status)
+    return render(request, "processes/process_list.html", {
+        "processes": processes[:200], "status": status, "statuses": ProcessStatus.values,
+    })
+
+
+@login_required
+def process_detail(request, process_id: int):
+    process = selectors.process_for(request.user, process_id)
+    context = {
+        "process": process,
+        "graph": selectors.graph_of(process),
+        "timeline": selectors.timeline(process),
+        "context_items": selectors.masked_context(process),
+        "open_tasks": process.tasks.filter(status__in=["pending", "in_progress"]).select_related("assigned_to"),
+    }
+    if request.htmx:
+        return render(request, "processes/_process_live.html", context)
+    return render(request, "processes/process_detail.html", context)
+
+
+@login_required
+def start(request):
+    workflows = _startable_workflows()
+    if request.method == "POST":
+        workflow_id = request.POST.get("workflow_id", "")
+        try:
+            initial = json.loads(request.POST.get("context") or "{}")
+        except json.JSONDecodeError as exc:
+            messages.error(request, f"The initial context is not valid JSON: {exc.msg} (position {exc.pos}).")
+        else:
+            try:
+                process = services.start_process(workflow_id=workflow_id, context=initial, user=request.user)
+            except ServiceError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, f"Process {process.pk} started.")
+                return redirect("process-detail", process_id=process.pk)
+    return render(request, "processes/start.html", {"workflows": workflows, "posted": request.POST})
+
+
+def _startable_workflows() -> list[dict]:
+    """Every journey, phase and module of the latest versions, in reading order."""
+    rows = []
+    journey_ids = WorkflowVersion.objects.values_list("journey_id", flat=True).distinct().order_by("journey_id")
+    for journey_id in journey_ids:
+        version = latest_version(journey_id)
+        for container_id, (kind, atoms) in containers(definition_of(version.pk)).items():
+            rows.append({"id": container_id, "kind": kind, "journey": version.name, "atoms": len(atoms)})
+    return rows
+
+
+@login_required
+def journey_detail(request, journey_id: str):
+    detail = selectors.journey_detail(journey_id)
+    version = latest_version(journey_id)
+    return render(request, "processes/journey_detail.html", {
+        "journey": detail, "graph": selectors.version_graph(version.pk, journey_id),
+    })

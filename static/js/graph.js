@@ -1,0 +1,78 @@
+// The workflow graph drawn with Cytoscape.js: atoms coloured by state, fired edges in green,
+// dead or undecided ones grey, DEPENDS_ON dashed. `update` recolours without a new layout.
+window.GNDP = window.GNDP || {};
+
+// Long workflows are mostly chains: a plain top-down layout makes them a thin needle. Rank
+// each atom by its longest path from a start atom, then lay the ranks out in rows that
+// wrap like a snake (left to right, then right to left), parallel atoms stacked in a rank.
+function snakePositions(graph, perRow = 6) {
+  const rank = {}, incoming = {};
+  graph.nodes.forEach((n) => { rank[n.id] = 0; incoming[n.id] = []; });
+  graph.edges.forEach((e) => incoming[e.to].push(e.from));
+  const visit = (id, seen = new Set()) => {
+    if (seen.has(id)) return rank[id];
+    seen.add(id);
+    rank[id] = Math.max(0, ...incoming[id].map((src) => visit(src, seen) + 1));
+    return rank[id];
+  };
+  graph.nodes.forEach((n) => visit(n.id));
+  const byRank = {};
+  graph.nodes.forEach((n) => (byRank[rank[n.id]] = byRank[rank[n.id]] || []).push(n.id));
+  const ranks = Object.keys(byRank).map(Number).sort((a, b) => a - b);
+  const positions = {}, dx = 170, dy = 62;
+  let rowTop = 0;
+  for (let start = 0; start < ranks.length; start += perRow) {
+    const row = ranks.slice(start, start + perRow);
+    const tallest = Math.max(...row.map((r) => byRank[r].length));
+    row.forEach((r, i) => {
+      const column = (start / perRow) % 2 === 0 ? i : perRow - 1 - i;
+      const ids = byRank[r], offset = ((tallest - ids.length) * dy) / 2;
+      ids.forEach((id, j) => (positions[id] = { x: column * dx, y: rowTop + offset + j * dy }));
+    });
+    rowTop += tallest * dy + 50;
+  }
+  return positions;
+}
+
+GNDP.graph = function (container, data) {
+  const css = getComputedStyle(document.documentElement);
+  const colour = (name) => css.getPropertyValue("--" + name).trim();
+  const elements = (graph) => [
+    ...graph.nodes.map((n) => ({ data: { id: n.id, label: n.name, state: n.state, kind: n.kind } })),
+    ...graph.edges.map((e, i) => ({
+      data: { id: "e" + i, source: e.from, target: e.to, type: e.type,
+              fired: e.fired === true ? "yes" : e.fired === false ? "no" : "undecided" },
+    })),
+  ];
+  const cy = cytoscape({
+    container,
+    elements: elements(data),
+    wheelSensitivity: 0.2,
+    layout: { name: "preset", positions: snakePositions(data), padding: 20 },
+    style: [
+      { selector: "node", style: {
+          label: "data(label)", "text-wrap": "wrap", "text-max-width": 110, "font-size": 10, color: "#fff",
+          "text-valign": "center", "text-halign": "center", width: 126, height: 44, shape: "round-rectangle",
+          "background-color": colour("waiting"), "border-width": 0 } },
+      { selector: "node[kind = 'system']", style: { shape: "cut-rectangle" } },
+      { selector: "node[state = 'active']", style: { "background-color": colour("active"), "border-width": 3, "border-color": "#93c5fd" } },
+      { selector: "node[state = 'completed']", style: { "background-color": colour("completed") } },
+      { selector: "node[state = 'skipped']", style: { "background-color": colour("skipped"), opacity: 0.75 } },
+      { selector: "edge", style: {
+          width: 2, "curve-style": "bezier", "target-arrow-shape": "triangle",
+          "line-color": "#cbd5e1", "target-arrow-color": "#cbd5e1" } },
+      { selector: "edge[fired = 'yes']", style: { width: 3.5, "line-color": "#16a34a", "target-arrow-color": "#16a34a" } },
+      { selector: "edge[fired = 'no']", style: { "line-style": "dotted", opacity: 0.6 } },
+      { selector: "edge[type = 'DEPENDS_ON']", style: { "line-style": "dashed", "line-color": "#a78bfa", "target-arrow-color": "#a78bfa" } },
+    ],
+  });
+  cy.fit(undefined, 20);
+  return {
+    cy,
+    update(graph) {
+      graph.nodes.forEach((n) => cy.getElementById(n.id).data("state", n.state));
+      graph.edges.forEach((e, i) => cy.getElementById("e" + i).data("fired",
+        e.fired === true ? "yes" : e.fired === false ? "no" : "undecided"));
+    },
+  };
+};
