@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench screenshots clean
 
 setup: $(VENV)/.installed static/vendor/.installed
 
@@ -26,6 +26,9 @@ test: setup
 
 bench: setup
 	scripts/bench.sh
+
+screenshots: setup
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) var node_modules

@@ -159,6 +159,9 @@ CELERY_TASK_SERIALIZER = "json"
 # broker outage or a lost message left waiting.
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-system-tasks": {"task": "processes.tasks.requeue_stale_system_tasks", "schedule": 30.0},
+    # Without NEO4J_URI the mirror answers "off" and runs no query.
+    "mirror-runtime-to-neo4j": {"task": "processes.graph.mirror.mirror_runtime", "schedule": 2.0,
+                                "options": {"expires": 10}},
 }
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -166,6 +169,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 NEO4J_URI = os.environ.get("NEO4J_URI", "")
 NEO4J_USER = os.environ.get("NEO4J_USER", "neo4j")
 NEO4J_PASSWORD = os.environ.get("NEO4J_PASSWORD", "")
+NEO4J_DATABASE = os.environ.get("NEO4J_DATABASE") or None
+NEO4J_TIMEOUT = float(os.environ.get("NEO4J_TIMEOUT", "30"))
+NEO4J_CONNECTION_TIMEOUT = float(os.environ.get("NEO4J_CONNECTION_TIMEOUT", "5"))
+NEO4J_ACQUISITION_TIMEOUT = float(os.environ.get("NEO4J_ACQUISITION_TIMEOUT", "5"))
+NEO4J_MAX_RETRY_TIME = float(os.environ.get("NEO4J_MAX_RETRY_TIME", "15"))
+NEO4J_POOL_SIZE = int(os.environ.get("NEO4J_POOL_SIZE", "50"))
+# Small write batches: some Bolt servers fail on large parameter payloads.
+NEO4J_BATCH_ROWS = int(os.environ.get("NEO4J_BATCH_ROWS", "500"))
+NEO4J_BATCH_BYTES = int(os.environ.get("NEO4J_BATCH_BYTES", "524288"))
+GNDP_MIRROR_GAP_GRACE = float(os.environ.get("GNDP_MIRROR_GAP_GRACE", "10"))
 
 # --- engine --------------------------------------------------------------------------------
 # Retry backoff for system handlers: attempt n waits base * 2**(n-1) seconds, capped.
@@ -187,7 +200,15 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("API_USER_RATE", "100000/hour")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "GNDP Flow API", "VERSION": "1.0.0", "SERVE_INCLUDE_SCHEMA": False}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "GNDP Flow API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gndp.api.schema.add_error_responses",
+    ],
+}
 
 LOGGING = {
     "version": 1,

@@ -17,11 +17,11 @@ router.register("tasks", TaskViewSet, basename="task")
 pages = [
     path("", process_views.home, name="home"),
     path("inbox/", task_views.inbox, name="inbox"),
-    path("tasks/<int:task_id>/", task_views.task_detail, name="task-detail"),
+    path("tasks/<int:task_id>/", task_views.task_detail, name="task-page"),
     path("tasks/<int:task_id>/claim/", task_views.task_claim, name="task-claim"),
     path("processes/", process_views.process_list, name="process-list-page"),
     path("processes/start/", process_views.start, name="process-start-page"),
-    path("processes/<int:process_id>/", process_views.process_detail, name="process-detail"),
+    path("processes/<int:process_id>/", process_views.process_detail, name="process-page"),
     path("journeys/<str:journey_id>/", process_views.journey_detail, name="journey-detail-page"),
 ]
 

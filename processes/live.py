@@ -8,6 +8,7 @@ inline, and only to groups somebody listens to.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -65,8 +66,17 @@ def broadcast(events: Iterable) -> None:
 
 
 async def _send(layer, pairs) -> None:
+    # Groups concurrently, since each group_send is a round trip to the broker; within a
+    # group in sequence, so that its listeners see a process's events in order.
+    by_group: dict[str, list[dict]] = {}
     for group, message in pairs:
-        await layer.group_send(group, message)
+        by_group.setdefault(group, []).append(message)
+
+    async def send_in_order(group: str, messages: list[dict]) -> None:
+        for message in messages:
+            await layer.group_send(group, message)
+
+    await asyncio.gather(*(send_in_order(group, messages) for group, messages in by_group.items()))
 
 
 class _Publisher(threading.Thread):

@@ -90,8 +90,14 @@ class ProcessInstance(models.Model):
     # writes this row anyway, so the state costs no extra statement to read or to save.
     atom_states = models.JSONField(default=dict, help_text="atom id -> waiting|active|completed|skipped")
     fired_edges = models.JSONField(default=dict, help_text="decided atom id -> targets of its fired ENABLES edges")
+    # Written only by the prediction job (processes.prediction), never by a state change,
+    # so the job updates these columns alone and takes no part in the process lock.
+    predicted_finish = models.DateTimeField(null=True, blank=True, help_text="median predicted completion time")
+    at_risk = models.BooleanField(default=False, help_text="predicted to finish after the journey's SLA target")
+    predicted_at = models.DateTimeField(null=True, blank=True, help_text="when the prediction was last computed")
 
     class Meta:
+        permissions = [("view_all_processes", "Can see every process, not only the team's")]
         indexes = [
             models.Index(fields=["status", "-started_at"], name="process_status_idx"),
             models.Index(fields=["workflow_id", "status"], name="process_workflow_idx"),

@@ -46,7 +46,7 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
     for task in tasks:
         queued = task.kind == "human" and task.assigned_to_id is None
         log.add(process, EventType.TASK_CREATED, task=task, role=task.role, kind=task.kind, priority=task.priority,
-                queued=queued)
+                queued=queued, assigned_to_id=task.assigned_to_id)
         if task.kind == "system":
             continue
         if task.assigned_to_id:

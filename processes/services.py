@@ -11,6 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from monitoring.clocks import restart_clocks, stop_clocks
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 
 from . import versions
@@ -68,6 +69,7 @@ def suspend_process(process_id: Any, *, user=None) -> ProcessInstance:
         _require(process, {ProcessStatus.RUNNING}, "suspend")
         process.status = ProcessStatus.SUSPENDED
         _save_status(process, EventLog(user), EventType.PROCESS_SUSPENDED)
+        stop_clocks(process.pk)  # a suspended process's SLA clocks stand still
     return process
 
 
@@ -77,6 +79,7 @@ def resume_process(process_id: Any, *, user=None) -> ProcessInstance:
         _require(process, {ProcessStatus.SUSPENDED}, "resume")
         process.status = ProcessStatus.RUNNING
         _save_status(process, EventLog(user), EventType.PROCESS_RESUMED)
+        restart_clocks(process.pk)  # due dates move forward by the time it was suspended
         # System steps that came due while suspended were left alone by the worker.
         _requeue_system_tasks(process)
     return process

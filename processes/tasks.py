@@ -9,6 +9,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import handlers, versions
+from .graph.mirror import mirror_runtime  # noqa: F401  (registers the mirror job with the worker)
 from .models import ProcessInstance, ProcessStatus
 
 log = logging.getLogger(__name__)
@@ -57,3 +58,12 @@ def requeue_stale_system_tasks(older_than_seconds: int = 60) -> int:
     for task_id in ids:
         run_system_task.delay(task_id)
     return len(ids)
+
+
+@shared_task
+def refresh_process_predictions(limit: int = 500) -> int:
+    """Predict when running processes finish and flag those that will miss their journey's
+    target (ProcessInstance.predicted_finish, at_risk). Periodic; safe to repeat."""
+    from .prediction import refresh_predictions
+
+    return refresh_predictions(limit=limit)

@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 
 from . import handlers
 from .engine.blueprint import Blueprint, compile_blueprint
@@ -64,12 +65,19 @@ def latest_version(journey_id: str) -> WorkflowVersion | None:
 
 
 def resolve_workflow(container_id: str) -> WorkflowVersion:
-    """The latest version of the journey that holds this journey, phase or module."""
-    journey_id = get_store().find_container(container_id)
-    version = latest_version(journey_id) if journey_id else None
-    if version is None or container_id not in _containers(version.pk):
-        raise NotFound(f"no journey, phase or module named {container_id!r}", code="unknown_workflow")
-    return version
+    """The latest published version of the journey that holds this journey, phase or module.
+
+    Read from the published versions, not the graph store: starting a process must not
+    depend on the graph store being reachable (it may be a Neo4j server that is down).
+    """
+    version = latest_version(container_id)
+    if version is not None:
+        return version
+    newest = WorkflowVersion.objects.filter(journey_id=OuterRef("journey_id")).order_by("-number").values("number")[:1]
+    for candidate in WorkflowVersion.objects.filter(number=Subquery(newest)).only("pk", "journey_id").order_by("journey_id"):
+        if container_id in _containers(candidate.pk):
+            return candidate
+    raise NotFound(f"no journey, phase or module named {container_id!r}", code="unknown_workflow")
 
 
 @lru_cache(maxsize=256)

@@ -62,7 +62,7 @@ def start(request):
                 messages.error(request, exc.message)
             else:
                 messages.success(request, f"Process {process.pk} started.")
-                return redirect("process-detail", process_id=process.pk)
+                return redirect("process-page", process_id=process.pk)
     return render(request, "processes/start.html", {"workflows": workflows, "posted": request.POST})
 
 

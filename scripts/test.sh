@@ -8,10 +8,16 @@ BIN=.venv/bin
 
 if [ "${CI:-}" = "true" ]; then
     scripts/services.sh
+    # The browser tests drive Debian's Chromium (never a downloaded browser build).
+    if ! command -v chromium >/dev/null && [ "$(id -u)" = "0" ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
     export GNDP_REQUIRE_SERVICES=1
 fi
 if [ -z "${DATABASE_URL:-}" ] && scripts/services.sh >/dev/null 2>&1; then
     export DATABASE_URL="postgres://postgres@127.0.0.1:5432/gndp"
+    psql -q -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'gndp'" | grep -q 1 \
+        || psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE gndp" >/dev/null
     export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/9}"
 fi
 echo "database: ${DATABASE_URL:-embedded SQLite}; redis: ${REDIS_URL:-none (in-memory layers)}"

@@ -37,8 +37,9 @@ def roles_of(user) -> list[str]:
     return cached
 
 
-def sees_everything(user, model: str) -> bool:
-    return user.is_superuser or (user.is_staff and user.has_perm(model))
+def sees_everything(user, permission: str) -> bool:
+    """Superusers, and the administrators given the `view_all_*` permission."""
+    return user.is_superuser or user.has_perm(permission)
 
 
 # --- selectors -------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def visible_tasks(user) -> QuerySet[TaskInstance]:
     tasks = TaskInstance.objects.all()
     if not user.is_authenticated:
         return tasks.none()
-    if sees_everything(user, "tasks.view_taskinstance"):
+    if sees_everything(user, "tasks.view_all_tasks"):
         return tasks
     granted = TaskUserObjectPermission.objects.filter(
         content_object=OuterRef("pk"), user=user, permission_id=_permission_id("tasks", "view_taskinstance")
@@ -68,7 +69,7 @@ def visible_processes(user) -> QuerySet[ProcessInstance]:
     processes = ProcessInstance.objects.all()
     if not user.is_authenticated:
         return processes.none()
-    if sees_everything(user, "processes.view_processinstance"):
+    if sees_everything(user, "processes.view_all_processes"):
         return processes
     own_tasks = TaskInstance.objects.filter(process=OuterRef("pk")).filter(
         Q(assigned_to=user) | Q(completed_by=user) | Q(assigned_to__workflow_profile__manager=user)

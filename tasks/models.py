@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 
@@ -22,6 +24,15 @@ class Priority(models.TextChoices):
 
 
 PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
+
+# Open human tasks whose SLA timers have not fired yet and whose clock runs.
+_SLA_TIMER_OPEN = models.Q(status__in=["pending", "in_progress"], kind="human", sla_paused_at__isnull=True)
+SLA_WARN_PENDING = _SLA_TIMER_OPEN & models.Q(due_date__isnull=False, sla_warned_at__isnull=True)
+SLA_BREACH_PENDING = _SLA_TIMER_OPEN & models.Q(escalate_at__isnull=False, sla_breached_at__isnull=True)
+# The due date of an open task, NULL once it is closed: `alias(open_due=OPEN_DUE_DATE)`
+# and filter `open_due__lt=now` for what is overdue (indexed as task_open_due_idx).
+OPEN_DUE_DATE = models.Case(models.When(status__in=["pending", "in_progress"], then=models.F("due_date")),
+                            output_field=models.DateTimeField())
 
 
 class TaskInstance(models.Model):
@@ -53,13 +64,34 @@ class TaskInstance(models.Model):
     last_error = models.TextField(blank=True, default="")
     escalated = models.BooleanField(default=False)
     version = models.PositiveIntegerField(default=0)
+    # SLA clock (monitoring.sla). Each timer fires at most once: the sweep sets the stamp
+    # with a conditional UPDATE (`... WHERE sla_warned_at IS NULL`) in the firing transaction.
+    sla_warned_at = models.DateTimeField(null=True, blank=True)
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
+    # Set while the process is suspended (the clock stands still); on resume due_date and
+    # escalate_at move forward by the pause, which is added to sla_paused_for, so that
+    # due_date == created_at + sla_paused_for + target always holds.
+    sla_paused_at = models.DateTimeField(null=True, blank=True)
+    sla_paused_for = models.DurationField(default=timedelta(0))
 
     class Meta:
+        permissions = [("view_all_tasks", "Can see every task, not only the team's")]
         indexes = [
             models.Index(fields=["assigned_to", "status", "priority_rank", "due_date"], name="task_inbox_idx"),
             models.Index(fields=["role", "status", "priority_rank", "due_date"], name="task_queue_idx"),
             models.Index(fields=["process", "atom_id"], name="task_process_idx"),
             models.Index(fields=["status", "due_date"], name="task_status_due_idx"),
+            # The SLA sweep's two timer queues: partial, so a row leaves the index once its
+            # timer fired or its task closed, and each sweep reads only what is due.
+            models.Index(fields=["due_date"], name="task_sla_warn_idx", condition=SLA_WARN_PENDING),
+            models.Index(fields=["escalate_at"], name="task_sla_breach_idx", condition=SLA_BREACH_PENDING),
+            # What is overdue now (monitoring). An expression index, not a partial one: its
+            # statistics tell the planner that few open tasks are past due, where the
+            # due_date column's (mostly closed tasks, long past due) say most are.
+            models.Index(OPEN_DUE_DATE, name="task_open_due_idx"),
+            # What was completed since a given time, per atom.
+            models.Index(fields=["completed_at", "atom_id"], name="task_completed_idx",
+                         condition=models.Q(status="completed")),
         ]
 
     def __str__(self) -> str:

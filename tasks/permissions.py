@@ -21,7 +21,7 @@ def can_see_task(user, task: TaskInstance) -> bool:
 
     if not user.is_authenticated:
         return False
-    if sees_everything(user, "tasks.view_taskinstance") or can_work_task(user, task):
+    if sees_everything(user, "tasks.view_all_tasks") or can_work_task(user, task):
         return True
     return visible_tasks(user).filter(pk=task.pk).exists()
 

@@ -57,7 +57,7 @@ def task_detail(request, task_id: int):
                 form.add_error(field if field in form.fields else None, message)
         except ServiceError as exc:
             messages.error(request, exc.message)
-            return redirect("task-detail", task_id=task.pk)
+            return redirect("task-page", task_id=task.pk)
         else:
             messages.success(request, f"“{task.name}” completed.")
             if request.htmx:  # show the completed task in place; no reload

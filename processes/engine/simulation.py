@@ -1,16 +1,33 @@
-"""Run a workflow with the engine core alone: no database, no tasks, no side effects."""
+"""Run a workflow with the engine core alone: no database, no tasks, no side effects.
+
+Besides the path, a simulation records why the path went where it did: for every atom
+that has a conditional or a default edge, each outgoing edge's outcome and, for a
+conditional edge, each of its rules with every condition's field, operator, expected
+value and actual value. Whether an edge fired is read from the engine core's own
+decision; the explanation is computed beside it and only ever describes it.
+"""
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from . import core
-from .blueprint import Atom, Blueprint
+from . import core, rules
+from .blueprint import Atom, Blueprint, Edge
 from .durations import format_duration
+from .prediction import path_duration
 
 HandlerRunner = Callable[[Atom, Mapping[str, Any]], Mapping[str, Any]]
+# (source, target) of an ENABLES edge -> the ids of its rules, None for an inline condition,
+# in the order compile_blueprint joins them into the edge's condition.
+EdgeRules = Mapping[tuple[str, str], Sequence[str | None]]
+
+REDACTED = "[redacted]"
+CONDITIONAL = "conditional"
+DEFAULT = "default"
+UNCONDITIONAL = "unconditional"
 
 
 @dataclass
@@ -21,6 +38,8 @@ class SimulationResult:
     errors: list[str] = field(default_factory=list)
     predicted_duration: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    fired_edges: list[dict[str, str]] = field(default_factory=list)  # {"from", "to"}, in decision order
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -29,6 +48,8 @@ class SimulationResult:
             "skipped_atoms": self.skipped_atoms,
             "errors": self.errors,
             "predicted_duration": self.predicted_duration,
+            "decisions": self.decisions,
+            "fired_edges": self.fired_edges,
         }
 
 
@@ -37,11 +58,15 @@ def simulate(
     context: Mapping[str, Any] | None = None,
     results: Mapping[str, Mapping[str, Any]] | None = None,
     run_handler: HandlerRunner | None = None,
+    *,
+    edge_rules: EdgeRules | None = None,
+    durations: Mapping[str, timedelta] | None = None,
 ) -> SimulationResult:
     """While any atom is active, complete the one first in file order, then re-evaluate.
 
     An atom's result is what `results` maps its id to, laid over its handler's result for
-    a system atom, and `{}` otherwise.
+    a system atom, and `{}` otherwise. `durations` (atom id -> how long it takes) replaces
+    SLA targets in `predicted_duration`, the critical path of the path taken.
     """
     results = results or {}
     step = core.start(blueprint, context or {})
@@ -49,13 +74,15 @@ def simulate(
     visited: list[str] = []
     skipped: list[str] = list(step.skipped)
     errors: list[str] = []
-    finish_at: dict[str, timedelta] = {}
+    decisions: list[dict[str, Any]] = []
+    fired_edges: list[dict[str, str]] = []
+    # Only completion turns an active atom into anything else, so the active set is
+    # exactly what the steps activated minus what was completed: no rescan of all states.
+    active = [(blueprint.atoms[a].position, a) for a in step.activated]
+    heapq.heapify(active)
 
-    while True:
-        active = [atom_id for atom_id, state in runtime.states.items() if state == core.ACTIVE]
-        if not active:
-            break
-        atom = blueprint.atoms[min(active, key=lambda atom_id: blueprint.atoms[atom_id].position)]
+    while active:
+        atom = blueprint.atoms[heapq.heappop(active)[1]]
         result: dict[str, Any] = {}
         if atom.is_system and run_handler is not None:
             try:
@@ -69,30 +96,163 @@ def simulate(
         except core.InvalidResult as exc:
             errors.extend(f"{atom.id}.{name}: {message}" for name, message in exc.problems.items())
             break
-        finish_at[atom.id] = _started_at(blueprint, runtime, atom.id, finish_at) + (atom.sla_target or timedelta())
         runtime, ctx = step.runtime, step.context
         visited.append(atom.id)
         skipped.extend(step.skipped)
+        fired = runtime.fired.get(atom.id, frozenset())
+        fired_edges.extend({"from": atom.id, "to": e.target} for e in blueprint.outgoing[atom.id] if e.target in fired)
+        decisions.extend(explain_decision(blueprint, atom.id, ctx, fired, edge_rules))
+        for atom_id in step.activated:
+            heapq.heappush(active, (blueprint.atoms[atom_id].position, atom_id))
 
     if not errors and not all(state in core.DECIDED for state in runtime.states.values()):
         stuck = [atom_id for atom_id, state in runtime.states.items() if state not in core.DECIDED]
         errors.append(f"process cannot finish: atoms never decided: {', '.join(stuck)}")
-    longest = max(finish_at.values(), default=timedelta())
     return SimulationResult(
         success=not errors,
         visited_atoms=visited,
         skipped_atoms=skipped,
         errors=errors,
-        predicted_duration=format_duration(longest),
+        predicted_duration=format_duration(path_duration(blueprint, runtime.states, durations)),
         context=ctx,
+        decisions=decisions,
+        fired_edges=fired_edges,
     )
 
 
-def _started_at(
-    blueprint: Blueprint, runtime: core.Runtime, atom_id: str, finish_at: Mapping[str, timedelta]
-) -> timedelta:
-    """An atom starts when the last of its fired predecessors and dependencies finished:
-    the critical path through SLA targets, which is what `predicted_duration` reports."""
-    before = [edge.source for edge in blueprint.incoming[atom_id] if runtime.edge_fired(edge.source, atom_id)]
-    before += list(blueprint.depends_on[atom_id])
-    return max((finish_at.get(atom, timedelta()) for atom in before), default=timedelta())
+# --- why the path went where it did --------------------------------------------------------
+
+
+def explain_decision(
+    blueprint: Blueprint,
+    atom_id: str,
+    context: Mapping[str, Any],
+    fired: frozenset[str],
+    edge_rules: EdgeRules | None = None,
+) -> list[dict[str, Any]]:
+    """One record per outgoing edge of a completed atom that has a conditional or default
+    edge (an atom with unconditional edges only decides nothing). `context` is the one the
+    edges were decided on: the process context with the atom's result merged in."""
+    outgoing = blueprint.outgoing[atom_id]
+    if not any(edge.conditional or edge.default for edge in outgoing):
+        return []
+    conditional_fired = [e.target for e in outgoing if e.conditional and e.target in fired]
+    redact = blueprint.sensitive_fields
+    records = []
+    for edge in outgoing:
+        record: dict[str, Any] = {
+            "atom": atom_id,
+            "from": edge.source,
+            "to": edge.target,
+            "edge": f"edges[{edge.position}]",
+            "kind": _kind(edge),
+            "fired": edge.target in fired,
+        }
+        if edge.conditional:
+            record["rules"] = _explain_rules(edge, context, edge_rules, redact)
+            record["reason"] = _conditional_reason(record["rules"], record["fired"])
+        elif edge.default:
+            record["reason"] = (
+                f"default: the conditional edge to {', '.join(conditional_fired)} fired" if conditional_fired
+                else "default: no conditional edge fired"
+            )
+        else:
+            record["reason"] = "unconditional: always fires"
+        records.append(record)
+    return records
+
+
+def _kind(edge: Edge) -> str:
+    if edge.conditional:
+        return CONDITIONAL
+    return DEFAULT if edge.default else UNCONDITIONAL
+
+
+def _explain_rules(
+    edge: Edge, context: Mapping[str, Any], edge_rules: EdgeRules | None, redact: frozenset[str]
+) -> list[dict[str, Any]]:
+    """The edge's condition split back into the rules it was compiled from."""
+    labels = list((edge_rules or {}).get((edge.source, edge.target), ()))
+    parts = [edge.condition]
+    # compile_blueprint joins several parts into one `all` group, in label order; one part
+    # is the rule's own condition (which may itself be an `all` group: never split that).
+    if len(labels) > 1 and isinstance(edge.condition, dict) and len(edge.condition.get("all", ())) == len(labels):
+        parts = list(edge.condition["all"])
+    else:
+        labels = labels[:1] if len(labels) == 1 else [None]
+    return [
+        {"rule_id": label, **explain_condition(part, context, redact)} for label, part in zip(labels, parts)
+    ]
+
+
+def explain_condition(cond: Any, context: Mapping[str, Any], redact: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The condition as a tree of `{all|any|not, held}` groups and leaves
+    `{field, operator, expected, actual, present, held}`.
+
+    Every leaf is evaluated by rules.evaluate itself (no second interpreter), and all
+    children are shown even where evaluation short-circuits. Actual values of sensitive
+    fields (journey `sensitive` paths and sensitive form fields) are redacted.
+    """
+    if isinstance(cond, list):
+        cond = {"all": cond}
+    for key in ("all", "any"):
+        if key in cond:
+            children = [explain_condition(child, context, redact) for child in cond[key]]
+            combine = all if key == "all" else any
+            return {key: children, "held": combine(child["held"] for child in children)}
+    if "not" in cond:
+        inner = explain_condition(cond["not"], context, redact)
+        return {"not": inner, "held": not inner["held"]}
+    actual = rules.lookup(context, cond["field"])
+    present = actual is not rules.MISSING
+    leaf = {
+        "field": cond["field"],
+        "operator": cond["operator"],
+        "expected": cond.get("value") if cond["operator"] != "exists" else None,
+        "actual": actual if present else None,
+        "present": present,
+        "held": rules.evaluate(cond, context),
+    }
+    if present and cond["field"].split(".", 1)[0] in redact:
+        leaf["actual"] = REDACTED
+    return leaf
+
+
+def _conditional_reason(explained: list[dict[str, Any]], fired: bool) -> str:
+    parts = []
+    for rule in explained:
+        name = f"rule {rule['rule_id']}" if rule["rule_id"] else "condition"
+        parts.append(f"{name} {'held' if rule['held'] else 'did not hold'}: {describe(rule)}")
+    return "; ".join(parts)
+
+
+def describe(node: Mapping[str, Any]) -> str:
+    """A one-line reading of an explained condition, e.g. `credit_score gte 620 (actual 700)`."""
+    for key in ("all", "any"):
+        if key in node:
+            inner = ", ".join(describe(child) for child in node[key])
+            return f"{key} of [{inner}]"
+    if "not" in node:
+        return f"not ({describe(node['not'])})"
+    actual = f"actual {_show(node['actual'])}" if node["present"] else "missing"
+    expected = "" if node["operator"] == "exists" else f" {_show(node['expected'])}"
+    return f"{node['field']} {node['operator']}{expected} ({actual}: {'true' if node['held'] else 'false'})"
+
+
+def _show(value: Any) -> str:
+    return value if value == REDACTED else rules.show(value)
+
+
+def edge_rule_ids(definition: Mapping[str, Any]) -> dict[tuple[str, str], tuple[str | None, ...]]:
+    """(source, target) -> the rule ids of each ENABLES edge (None for an inline
+    condition), in the order compile_blueprint joins them."""
+    labels: dict[tuple[str, str], tuple[str | None, ...]] = {}
+    for edge in definition.get("edges", ()):
+        if edge.get("type") != "ENABLES":
+            continue
+        parts: list[str | None] = list(edge.get("rules", ()))
+        if edge.get("condition") is not None:
+            parts.append(None)
+        if parts:
+            labels[(edge["from"], edge["to"])] = tuple(parts)
+    return labels

@@ -152,4 +152,8 @@ class Migration(migrations.Migration):
             model_name='processinstance',
             constraint=models.UniqueConstraint(condition=models.Q(('business_key__isnull', False), ('status__in', ['pending', 'running', 'suspended', 'failed'])), fields=('business_key',), name='process_open_business_key'),
         ),
+        migrations.AlterModelOptions(
+            name='processinstance',
+            options={'permissions': [('view_all_processes', "Can see every process, not only the team's")]},
+        ),
     ]

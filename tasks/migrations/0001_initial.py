@@ -113,4 +113,8 @@ class Migration(migrations.Migration):
             name='taskuserobjectpermission',
             unique_together={('user', 'permission', 'content_object')},
         ),
+        migrations.AlterModelOptions(
+            name='taskinstance',
+            options={'permissions': [('view_all_tasks', "Can see every task, not only the team's")]},
+        ),
     ]

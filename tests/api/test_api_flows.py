@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -15,6 +13,7 @@ from processes.models import ProcessEvent
 from tasks.models import TaskInstance
 from tests.driver import fill_form
 from tests.factories import UserFactory
+from tests.races import race
 
 
 def client_for(user) -> APIClient:
@@ -138,23 +137,6 @@ def test_stats_count_open_completed_and_queued(small_version, clerk, checker):
     assert stats == {"pending": 2, "in_progress": 0, "completed": 0, "overdue": 0, "queued": 0}
 
 
-def race(n, action):
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = action(i)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    return results
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_twenty_users_claim_one_queued_task_exactly_one_wins(small_version, clerk):
@@ -230,3 +212,66 @@ def _assert_least_busy_is_even(open_tasks):
         counts = Counter({m: 0 for m in members})
         counts.update(t.assigned_to.username for t in open_tasks if t.role == role and t.assigned_to)
         assert max(counts.values()) - min(counts.values()) <= 1, (role, counts)
+
+
+def test_reassign_and_escalate_move_work_between_people(small_version, clerk):
+    from tasks.models import Profile
+
+    boss = UserFactory(username="boss")
+    other = UserFactory(username="other-clerk", roles=["role-clerk"])
+    outsider = UserFactory(username="outsider")
+    Profile.objects.filter(user=clerk).update(manager=boss)
+    api = client_for(clerk)
+    api.post("/api/processes/start", {"journey_id": "journey-small"}, format="json")
+    task_id = api.get("/api/tasks/inbox").json()[0]["id"]
+
+    not_member = api.post(f"/api/tasks/{task_id}/reassign", {"new_assignee": outsider.username}, format="json")
+    moved = api.post(f"/api/tasks/{task_id}/reassign", {"new_assignee": other.username}, format="json")
+    gone = api.get(f"/api/tasks/{task_id}")
+    escalated = client_for(other).post(f"/api/tasks/{task_id}/escalate")
+    again = client_for(boss).post(f"/api/tasks/{task_id}/escalate")
+
+    assert not_member.status_code == 400 and "new_assignee" in not_member.json()["error"]["details"]
+    assert moved.status_code == 200 and moved.json()["assigned_to"] == "other-clerk"
+    assert gone.status_code == 404  # the previous assignee no longer sees it
+    assert escalated.status_code == 409  # other-clerk has no manager
+    assert again.status_code == 404  # boss manages clara, not other-clerk
+    types = list(ProcessEvent.objects.filter(task_id=task_id).values_list("type", flat=True))
+    assert types.count("task.reassigned") == 1
+
+
+def test_escalation_goes_to_the_manager_with_high_priority(small_version, clerk):
+    from tasks.models import Profile
+
+    boss = UserFactory(username="boss")
+    Profile.objects.filter(user=clerk).update(manager=boss)
+    api = client_for(clerk)
+    api.post("/api/processes/start", {"journey_id": "journey-small"}, format="json")
+    task_id = api.get("/api/tasks/inbox").json()[0]["id"]
+
+    response = api.post(f"/api/tasks/{task_id}/escalate")
+
+    assert response.status_code == 200
+    assert response.json()["assigned_to"] == "boss" and response.json()["priority"] == "high"
+    assert client_for(boss).get("/api/tasks/inbox").json()[0]["id"] == task_id
+    assert ProcessEvent.objects.filter(task_id=task_id, type="task.escalated").count() == 1
+
+
+def test_throttling_answers_429_with_retry_after(small_version, clerk, settings):
+    from django.core.cache import cache
+    from rest_framework.throttling import UserRateThrottle
+
+    cache.clear()
+    original = UserRateThrottle.THROTTLE_RATES
+    UserRateThrottle.THROTTLE_RATES = {**original, "user": "3/minute"}
+    try:
+        api = client_for(clerk)
+        codes = [api.get("/api/tasks/stats").status_code for _ in range(4)]
+        last = api.get("/api/tasks/stats")
+    finally:
+        UserRateThrottle.THROTTLE_RATES = original
+        cache.clear()
+
+    assert codes == [200, 200, 200, 429]
+    assert last.status_code == 429 and int(last["Retry-After"]) > 0
+    assert last.json()["error"]["code"] == "throttled"

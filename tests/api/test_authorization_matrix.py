@@ -82,7 +82,7 @@ def world(db, small_version):
     staff.is_staff = True
     staff.save()
     staff.user_permissions.set(Permission.objects.filter(codename__in=[
-        "view_taskinstance", "change_taskinstance", "view_processinstance", "change_processinstance"]))
+        "view_all_tasks", "view_all_processes", "change_processinstance"]))
     users = dict(assignee=assignee, colleague=colleague, manager=boss, stranger=UserFactory(username="stranger"),
                  staff=staff, anonymous=None)
     return users, process, task

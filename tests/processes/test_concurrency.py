@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
 from processes.errors import Conflict
 from processes.models import ProcessEvent
 from processes.services import start_process
 from tasks import services as task_services
 from tasks.models import TaskInstance
+from tests.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
-
-
-def race(n: int, action) -> list[object]:
-    """Run `action(i)` in n threads at once; return each outcome (a value or an exception)."""
-    barrier = threading.Barrier(n)
-    outcomes: list[object] = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            outcomes[i] = action(i)
-        except Exception as exc:  # noqa: BLE001 - the outcome is what we assert on
-            outcomes[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
 
 
 @pytest.mark.parametrize("clients", [2, 10])

@@ -25,6 +25,18 @@ DEMO_USERS = [
 ]
 
 
+def grant_manager_admin(username: str) -> None:
+    """The demo manager works its team in the admin: it may view and act on tasks and
+    processes there, and sees only its team's (no `view_all_*` permission)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    codenames = ["view_taskinstance", "change_taskinstance", "view_processinstance", "change_processinstance",
+                 "view_processevent", "view_workflowversion"]
+    user = get_user_model().objects.get(username=username)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+
+
 class Command(ServiceCommand):
     help = "Load the demo journey and the demo users (safe to run again)."
 
@@ -36,5 +48,6 @@ class Command(ServiceCommand):
             for username, roles, manager, staff in DEMO_USERS:
                 save_workflow_user(username, roles=roles, manager=manager, password=DEMO_PASSWORD, staff=staff)
             save_workflow_user("admin", roles=[], password=DEMO_PASSWORD, superuser=True)
+            grant_manager_admin("manager")
         names = ", ".join(["admin"] + [user[0] for user in DEMO_USERS])
         self.stdout.write(f"demo users (password {DEMO_PASSWORD}): {names}")

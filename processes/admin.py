@@ -1,0 +1,110 @@
+"""The admin for managers: processes, versions and the event log. Actions call the services;
+nothing here changes a model directly."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from tasks.access import visible_processes
+
+from . import services
+from .errors import ServiceError
+from .models import ProcessEvent, ProcessInstance, WorkflowVersion
+
+
+def run_service_action(modeladmin, request, objects, service, verb: str) -> None:
+    """Apply a service to each object; report successes and refusals without a 500."""
+    done = 0
+    for obj in objects:
+        try:
+            service(obj, request.user)
+            done += 1
+        except ServiceError as exc:
+            modeladmin.message_user(request, f"#{obj.pk}: {exc.message}", messages.WARNING)
+    if done:
+        modeladmin.message_user(request, f"{verb} {done} item(s).", messages.SUCCESS)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ProcessInstance)
+class ProcessAdmin(ReadOnlyAdmin):
+    list_display = ["id", "workflow_id", "status", "progress_percent", "started_by", "started_at", "completed_at"]
+    list_filter = ["status", "journey_id", "workflow_id"]
+    search_fields = ["id", "business_key", "workflow_id", "started_by__username"]
+    date_hierarchy = "started_at"
+    actions = ["suspend", "resume", "abort"]
+    readonly_fields = [f.name for f in ProcessInstance._meta.fields]
+
+    def get_queryset(self, request):
+        # Managers see their team's processes only; administrators see all.
+        return visible_processes(request.user).select_related("started_by", "version")
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_staff
+
+    @admin.display(description="progress")
+    def progress_percent(self, obj) -> str:
+        return f"{obj.progress:.0%}"
+
+    @admin.action(description="Suspend the selected processes")
+    def suspend(self, request, queryset):
+        run_service_action(self, request, queryset, lambda p, u: services.suspend_process(p.pk, user=u), "Suspended")
+
+    @admin.action(description="Resume the selected processes")
+    def resume(self, request, queryset):
+        run_service_action(self, request, queryset, lambda p, u: services.resume_process(p.pk, user=u), "Resumed")
+
+    @admin.action(description="Abort the selected processes")
+    def abort(self, request, queryset):
+        run_service_action(
+            self, request, queryset,
+            lambda p, u: services.abort_process(p.pk, user=u, reason="aborted in the admin"), "Aborted",
+        )
+
+    def has_suspend_permission(self, request) -> bool:
+        return request.user.is_staff
+
+    has_resume_permission = has_abort_permission = has_suspend_permission
+
+
+@admin.register(ProcessEvent)
+class ProcessEventAdmin(ReadOnlyAdmin):
+    """The audit trail: readable, never editable (the database refuses it anyway)."""
+
+    list_display = ["id", "timestamp", "type", "process", "atom_id", "username"]
+    list_filter = ["type"]
+    search_fields = ["process__id", "atom_id", "username"]
+    date_hierarchy = "timestamp"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(process__in=visible_processes(request.user))
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_staff
+
+
+@admin.register(WorkflowVersion)
+class WorkflowVersionAdmin(ReadOnlyAdmin):
+    list_display = ["journey_id", "number", "name", "hash", "created_at"]
+    list_filter = ["journey_id"]
+    search_fields = ["journey_id", "name", "hash"]
+    exclude = ["definition"]
+    readonly_fields = ["journey_id", "number", "name", "hash", "created_at", "definition_pretty"]
+
+    @admin.display(description="definition")
+    def definition_pretty(self, obj) -> str:
+        from django.utils.html import format_html
+
+        from .journey import dump
+
+        return format_html("<pre>{}</pre>", dump(obj.definition, "yaml"))

@@ -1,0 +1,123 @@
+"""Screenshots of the main pages, against the demo data, in headless Chromium.
+
+    make screenshots        # writes docs/screenshots/*.png
+
+Runs on a throw-away SQLite database (the embedded defaults), so it needs nothing running.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare(env: dict) -> None:
+    """Migrate, seed the demo, and move a few loans along so the pages have something to show."""
+    code = """
+import django; django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0); call_command("seed_demo", verbosity=0)
+from django.contrib.auth import get_user_model
+from processes.services import start_process
+from tasks.models import TaskInstance
+from tasks.services import complete_task, start_task
+from tests.driver import fill_form
+User = get_user_model()
+olivia = User.objects.get(username="olivia")
+REALISTIC = {"decision": "approve", "ltv_percent": 93.5, "interest_rate": 6.375, "loan_term_months": 360,
+             "loan_amount": 289500, "property_value": 310000, "annual_income": 96000, "monthly_debts": 850,
+             "upfront_mip": 5066, "appraised_value": 312000, "borrower_name": "Dana Whitfield", "ssn": "123-45-6789",
+             "property_address": "18 Alder Lane, Springfield", "employer_name": "Northwind Logistics",
+             "verified_annual_income": 96000, "down_payment": 20500, "conditions_count": 3}
+for n, steps in enumerate([12, 7, 3, 0, 16]):
+    process = start_process(workflow_id="journey-purchase-fha", user=olivia, context={"loan_number": f"FHA-{1041 + n}"})
+    for _ in range(steps):
+        task = TaskInstance.objects.filter(process=process, status__in=["pending", "in_progress"], kind="human").first()
+        if task is None:
+            break
+        user = task.assigned_to or User.objects.filter(groups__name=task.role).order_by("pk").first()
+        if task.assigned_to is None:
+            start_task(task.pk, user=user)
+        complete_task(task.pk, user=user, result=fill_form(process, task.atom_id, dict(REALISTIC, credit_score=700 - 60 * (n % 2))))
+"""
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="gndp-shots-")
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="gndp.settings", GNDP_VAR_DIR=workdir, CELERY_TASK_ALWAYS_EAGER="1",
+               DEBUG="1", PYTHONPATH=str(ROOT))
+    for key in ("DATABASE_URL", "REDIS_URL", "NEO4J_URI"):
+        env.pop(key, None)
+    prepare(env)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "gndp.asgi:application", "--port", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/accounts/login/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            shoot(browser, base)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(f"screenshots written to {OUT.relative_to(ROOT)}/")
+
+
+def shoot(browser, base: str) -> None:
+    def page_as(username: str):
+        page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+        page.goto(base + "/accounts/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", "demo1234")
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/inbox/")
+        return page
+
+    priya = page_as("priya")
+    priya.wait_for_timeout(500)
+    priya.screenshot(path=OUT / "inbox.png", full_page=True)
+    priya.locator("#inbox-live tbody a").first.click()
+    priya.wait_for_load_state("networkidle")
+    priya.click("button:has-text('Complete')")  # shows the inline errors of the generated form
+    priya.wait_for_timeout(400)
+    priya.screenshot(path=OUT / "task.png", full_page=True)
+    olivia = page_as("olivia")
+    olivia.goto(base + "/processes/1/")
+    olivia.wait_for_timeout(800)
+    olivia.screenshot(path=OUT / "process.png", full_page=True)
+    manager = page_as("manager")
+    if manager.goto(base + "/dashboard/").status == 200:
+        manager.wait_for_timeout(1200)
+        manager.screenshot(path=OUT / "dashboard.png", full_page=True)
+
+
+if __name__ == "__main__":
+    main()
