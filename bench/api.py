@@ -3,24 +3,33 @@
     scripts/bench.sh        # or, with PostgreSQL and Redis running:
     .venv/bin/python bench/api.py
 
-Drops and recreates its own database (`gndp_bench_api`, on the server of `DATABASE_URL` when
-that is set, else postgres@127.0.0.1:5432; the name in `DATABASE_URL` is never touched),
-migrates it, and seeds 100,000 open tasks (plus 100,000 completed ones) spread over 1,000
-users in 200 roles and 25,000 processes. It then starts the app under uvicorn (DEBUG=0, the
-same database, Redis db 14 for the channel layer) and measures, with token authentication
-over HTTP/1.1 keep-alive connections spread evenly over the workers:
+Drops and recreates its own database, `gndp_bench_api`, on the server of `DATABASE_URL` when
+that is set (else postgres@127.0.0.1:5432; the database that `DATABASE_URL` names is never
+touched), owned by a role of the same name whose CONNECTION LIMIT (40) keeps the app from
+exhausting a shared server's connections. Migrates it and seeds, in a few INSERT ... SELECT
+statements, 100,000 open tasks and 100,000 completed ones over 25,000 processes, 1,000 users
+and 200 roles (two roles a user: an inbox holds ~190 open tasks, 90 assigned and 100 queued).
+Then runs the app under uvicorn (2 workers, DEBUG=0, the same database, Redis db 14 for the
+channel layer) and drives it over HTTP/1.1 keep-alive connections, spread evenly over the
+workers as a load balancer would, with token authentication:
 
-1. the inbox (`GET /api/tasks/inbox`) of the seeded users, whose inboxes hold ~190 tasks each
-   (a page of 50 is returned), one request at a time and then with 16 clients;
-2. the work loop of 16 clients, each a member of one role of a 10-step chain of human steps
-   routed least-busy: read the inbox, start a process when it holds fewer than two open
-   tasks, start (claim) the first task, complete it. Every completion routes the next step
-   to a member of the role, so the clients hand work to each other. Sustained completions/s
-   over the measured window, and the p50/p95/p99 of each endpoint.
+1. `GET /api/tasks/inbox` of the seeded users (a page of 50 of their ~190 tasks), one request
+   at a time (`inbox_p95_ms_100k_open`) and then from 16 clients at once (`..._16_clients`);
+2. the work loop of 16 clients, each a member of the one role of a 10-step chain of human
+   steps routed least-busy: read the inbox, start a process when it holds fewer than two
+   open tasks, start (claim) its first task, complete it. Each completion routes the next
+   step to the least busy member, so the clients hand work to each other. After a warm-up:
+   `completions_per_s` over the window (and its worst 5 s), the p50/p95/p99 of each endpoint
+   (`complete`, `start_task`, `inbox`, `start`), non-2xx responses by endpoint, and the CPU
+   the server, PostgreSQL, this client and everything else used (in cores), since the
+   machine is shared.
 
-Prints one JSON line. Knobs (environment): BENCH_WORKERS (2), BENCH_CLIENTS (16),
-BENCH_SECONDS (30), BENCH_WARMUP_S (5), BENCH_OPEN_TASKS (100000), BENCH_PORT (8766),
-BENCH_IDEMPOTENCY (0: send an Idempotency-Key on every write when 1).
+Prints one JSON line, also naming the indexes the inbox query's plan uses. Knobs
+(environment): BENCH_WORKERS (2), BENCH_CLIENTS (16), BENCH_SECONDS (30), BENCH_WARMUP_S (5),
+BENCH_OPEN_TASKS (100000; 0 skips the seeding and the inbox measurement), BENCH_PORT (8766),
+BENCH_IDEMPOTENCY (1: an Idempotency-Key on every write), BENCH_PG_ROLE ("" to log in as
+DATABASE_URL does), DJANGO_SETTINGS_MODULE, BENCH_APP and BENCH_UVICORN_ARGS (to measure
+another configuration of the server).
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ _server = urlsplit(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.
 _app_netloc = f"{PG_ROLE}@{_server.hostname}:{_server.port or 5432}" if PG_ROLE else _server.netloc
 DATABASE_URL = urlunsplit((_server.scheme, _app_netloc, f"/{DB_NAME}", "", ""))
 MAINTENANCE_URL = urlunsplit((_server.scheme, _server.netloc, "/postgres", "", ""))
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/14"
 
 os.environ["DATABASE_URL"] = DATABASE_URL
 os.environ["REDIS_URL"] = REDIS_URL
@@ -63,6 +72,8 @@ os.environ["DEBUG"] = "0"
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 PORT = int(os.environ.get("BENCH_PORT", "8766"))
+APP = os.environ.get("BENCH_APP", "gndp.asgi:application")
+UVICORN_ARGS = os.environ.get("BENCH_UVICORN_ARGS", "").split()
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
@@ -139,7 +150,8 @@ def seed_open_tasks(version_id: int) -> None:
             f"""CREATE TEMP TABLE seed_task AS
                 SELECT g,
                        CASE WHEN g % 10 < 9 OR g >= {T} THEN abs(hashint8(g)) % {U} END AS user_n,
-                       CASE WHEN g % 10 < 9 OR g >= {T} THEN (abs(hashint8(g)) % {U} + CASE WHEN g % 2 = 0 THEN 0 ELSE {R // 2} END) % {R}
+                       CASE WHEN g % 10 < 9 OR g >= {T}
+                            THEN (abs(hashint8(g)) % {U} + (g % 2) * {R // 2}) % {R}
                             ELSE abs(hashint8(-g)) % {R} END AS role_n,
                        abs(hashint8(g + {T + C})) % {P} AS process_n
                 FROM generate_series(0::bigint, {T + C - 1}) g""",
@@ -460,15 +472,30 @@ def postmaster_pid() -> int:
     return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+def bench_backends(postmaster: int) -> list[int]:
+    """The PostgreSQL backends serving this benchmark's database."""
+    found = []
+    for pid in _children(postmaster):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f" {DB_NAME} " in title:
+            found.append(pid)
+    return found
+
+
 def cpu_snapshot(server: list[int], postmaster: int) -> dict[str, float]:
     """Busy CPU seconds so far: the server's processes, PostgreSQL (every backend, also of
-    other databases, and those already exited), this client, and the whole machine."""
+    other databases, with those already exited), this client, and the whole machine; and
+    per live backend of this benchmark's database."""
     machine = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     return {
         "server": sum(_cpu(pid) for pid in server),
         "postgres": _cpu(postmaster, children=True) + sum(_cpu(pid) for pid in _children(postmaster)),
         "client": time.process_time(),
         "machine": (sum(machine[:8]) - machine[3] - machine[4]) / os.sysconf("SC_CLK_TCK"),
+        "backends": {pid: _cpu(pid) for pid in bench_backends(postmaster)},
     }
 
 
@@ -483,9 +510,10 @@ async def measure(server_pid: int, postmaster: int, bench_users: list[tuple[str,
     end = begin + SECONDS
     loop = asyncio.create_task(work_loop(conns, bench_users, rec, end))
     await asyncio.sleep(max(0.0, begin - time.perf_counter()))
-    cpu_before = cpu_snapshot([server_pid, *workers], postmaster)
+    server = sorted({server_pid, *workers})
+    cpu_before, cpu_begun = cpu_snapshot(server, postmaster), time.perf_counter()
     await loop
-    cpu_after = cpu_snapshot([server_pid, *workers], postmaster)
+    cpu_after, cpu_seconds = cpu_snapshot(server, postmaster), time.perf_counter() - cpu_begun
     for conn in conns:
         conn.close()
 
@@ -504,10 +532,17 @@ async def measure(server_pid: int, postmaster: int, bench_users: list[tuple[str,
         for q in (50, 95, 99):
             result[f"{name}_p{q}_ms"] = pct(values, q / 100)
     result["errors"] = rec.errors(begin, end)
-    used = {name: (cpu_after[name] - cpu_before[name]) / SECONDS for name in cpu_after}
+    before_backends, after_backends = cpu_before.pop("backends"), cpu_after.pop("backends")
+    used = {name: (cpu_after[name] - cpu_before[name]) / cpu_seconds for name in cpu_after}
     used["other"] = used["machine"] - used["server"] - used["postgres"] - used["client"]
+    # Backends that ended within the window are missing here (a server without a pool opens
+    # one per request): then only cpu_cores_postgres, which has all of them, tells.
+    used["postgres_bench_db"] = sum(cpu - before_backends.get(pid, 0.0)
+                                    for pid, cpu in after_backends.items()) / cpu_seconds
     result["connections_per_worker"] = sorted(spread.values(), reverse=True)
     result.update({f"cpu_cores_{name}": round(value, 2) for name, value in used.items()})
+    if result["completions_per_s"]:
+        result["server_cpu_ms_per_completion"] = round(used["server"] * 1000 / result["completions_per_s"], 1)
     return result
 
 
@@ -536,8 +571,9 @@ def main() -> None:
     server_log = Path(tempfile.gettempdir()) / f"gndp-bench-api-{PORT}.log"
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gndp.asgi:application", "--host", "127.0.0.1", "--port", str(PORT),
-         "--workers", str(WORKERS), "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "120"],
+        [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(PORT),
+         "--workers", str(WORKERS), "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "120",
+         *UVICORN_ARGS],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=python_path), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=server_log.open("wb"),
     )
@@ -573,7 +609,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "api",
         "database": connection.vendor,
-        "server": f"uvicorn --workers {WORKERS}",
+        "server": " ".join(["uvicorn", APP, f"--workers {WORKERS}", *UVICORN_ARGS]),
         "settings": os.environ["DJANGO_SETTINGS_MODULE"],
         "clients": CLIENTS,
         "seconds": SECONDS,

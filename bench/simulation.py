@@ -66,7 +66,8 @@ def large_journey(blocks: int = BLOCKS) -> dict:
         previous = step
     return {"format": "gndp-journey/1", "journey": {"id": "journey-bench-500", "name": "Bench 500"},
             "roles": [{"id": "role-bench", "name": "Bench"}], "atoms": atoms, "edges": edges,
-            "rules": [{"rule_id": "rule-good-score", "conditions": [{"field": "score", "operator": "gte", "value": 620}]}]}
+            "rules": [{"rule_id": "rule-good-score",
+                       "conditions": [{"field": "score", "operator": "gte", "value": 620}]}]}
 
 
 def median_ms(action, repeat: int = REPEAT) -> float:

@@ -17,3 +17,22 @@ class ServiceErrorPageMiddleware:
         if isinstance(exception, ServiceError) and not request.path.startswith("/api/"):
             return render(request, "error.html", {"error": exception}, status=exception.status)
         return None
+
+
+class RejectNulBytesMiddleware:
+    """A NUL byte in a URL or query string can never be valid text here, and PostgreSQL
+    refuses it with an error: answer 400 before it reaches a query."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or "%00" in query or "\x00" in query:
+            from django.http import HttpResponseBadRequest, JsonResponse
+
+            if request.path.startswith("/api/"):
+                body = {"error": {"code": "invalid", "message": "NUL bytes are not allowed", "details": {}}}
+                return JsonResponse(body, status=400)
+            return HttpResponseBadRequest("NUL bytes are not allowed")
+        return self.get_response(request)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "gndp.middleware.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -159,6 +160,7 @@ CELERY_TASK_SERIALIZER = "json"
 # broker outage or a lost message left waiting.
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-system-tasks": {"task": "processes.tasks.requeue_stale_system_tasks", "schedule": 30.0},
+    "refresh-process-predictions": {"task": "processes.tasks.refresh_process_predictions", "schedule": 300.0},
     # Without NEO4J_URI the mirror answers "off" and runs no query.
     "mirror-runtime-to-neo4j": {"task": "processes.graph.mirror.mirror_runtime", "schedule": 2.0,
                                 "options": {"expires": 10}},

@@ -23,11 +23,13 @@ pages = [
     path("processes/start/", process_views.start, name="process-start-page"),
     path("processes/<int:process_id>/", process_views.process_detail, name="process-page"),
     path("journeys/<str:journey_id>/", process_views.journey_detail, name="journey-detail-page"),
+    path("simulate/", process_views.simulate, name="simulate-page"),
 ]
 
 urlpatterns = pages + [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/simulation/", include("processes.simulation_urls")),
     path("api/", include(router.urls)),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),

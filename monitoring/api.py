@@ -10,7 +10,6 @@ from rest_framework.views import APIView
 from processes.errors import InvalidInput
 
 from . import selectors
-from .stats import report_transaction
 from .serializers import (
     ActiveProcessesQuerySerializer,
     ActiveProcessSerializer,
@@ -20,6 +19,7 @@ from .serializers import (
     MonitoringQuerySerializer,
     SlaComplianceSerializer,
 )
+from .stats import report_transaction
 
 TAGS = ["monitoring"]
 

@@ -119,8 +119,12 @@ def retime_atom(journey_id: str, atom_id: str) -> int:
 
 
 def _retime(tasks, field: str, duration: timedelta | None) -> int:
-    # A paused task follows the same formula: on resume its clock moves by the pause.
-    return TaskInstance.objects.filter(pk__in=tasks.values("pk")).update(**{field: _deadline(duration)})
+    """Move one deadline of these tasks. The rows are locked in id order, the order a
+    sweep's warning batch locks them too, so the two cannot deadlock. A paused task follows
+    the same formula: on resume its clock moves by the pause."""
+    with transaction.atomic():
+        ids = list(tasks.order_by("pk").select_for_update(of=("self",)).values_list("pk", flat=True))
+        return TaskInstance.objects.filter(pk__in=ids).update(**{field: _deadline(duration)}) if ids else 0
 
 
 def apply_overrides() -> int:

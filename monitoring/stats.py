@@ -9,9 +9,8 @@ laptop runs.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Sequence
-
 from contextlib import contextmanager
+from typing import Any, Iterable, Sequence
 
 from django.db import connection, transaction
 from django.db.models import Aggregate, Expression, FloatField, Func, QuerySet
@@ -63,11 +62,14 @@ REPORT_WORK_MEM = "32MB"
 
 @contextmanager
 def report_transaction():
-    """One read transaction for a report, with sort memory to match (PostgreSQL)."""
+    """One read transaction for a report, with sort memory to match, on PostgreSQL. Not
+    on SQLite, where a transaction (IMMEDIATE) would take the write lock for a read."""
+    if connection.vendor != "postgresql":
+        yield
+        return
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
         yield
 
 

@@ -4,6 +4,7 @@ nothing here changes a model directly."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 
 from tasks.access import visible_processes
 
@@ -93,6 +94,9 @@ class ProcessEventAdmin(ReadOnlyAdmin):
         return request.user.is_staff
 
 
+SYNC_ACTION = "sync_from_graph_store"
+
+
 @admin.register(WorkflowVersion)
 class WorkflowVersionAdmin(ReadOnlyAdmin):
     list_display = ["journey_id", "number", "name", "hash", "created_at"]
@@ -100,6 +104,39 @@ class WorkflowVersionAdmin(ReadOnlyAdmin):
     search_fields = ["journey_id", "name", "hash"]
     exclude = ["definition"]
     readonly_fields = ["journey_id", "number", "name", "hash", "created_at", "definition_pretty"]
+    actions = [SYNC_ACTION]
+    # The admin shows actions only above a list it counts as non-empty; without counting, the
+    # sync is offered before the first version exists too.
+    show_full_result_count = False
+
+    @admin.action(description="Sync journeys from the graph store", permissions=["sync"])
+    def sync_from_graph_store(self, request, queryset=None):
+        """Publish every journey of the graph store that changed (processes.sync): the
+        selection plays no part. One message per journey."""
+        from .sync import PUBLISHED, REJECTED, sync_journeys
+
+        try:
+            report = sync_journeys()
+        except ServiceError as exc:  # the graph store is unreachable or refused us
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        level = {PUBLISHED: messages.SUCCESS, REJECTED: messages.ERROR}
+        for item in report.journeys:
+            self.message_user(request, item.line, level.get(item.outcome, messages.INFO))
+        self.message_user(request, report.summary, messages.WARNING if report.rejected else messages.INFO)
+
+    def has_sync_permission(self, request) -> bool:
+        # Who may import journey files through the API may publish what the graph holds.
+        return request.user.is_superuser or request.user.has_perm("processes.add_workflowversion")
+
+    def changelist_view(self, request, extra_context=None):
+        # The sync reads the graph store, not the selected rows: it runs with no row
+        # selected too (the admin otherwise refuses an action without a selection).
+        if (request.method == "POST" and "index" in request.POST
+                and request.POST.get("action") == SYNC_ACTION and self.has_sync_permission(request)):
+            self.sync_from_graph_store(request)
+            return HttpResponseRedirect(request.get_full_path())
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="definition")
     def definition_pretty(self, obj) -> str:

@@ -24,7 +24,7 @@ class ProcessSerializer(serializers.ModelSerializer):
         fields = [
             "id", "journey_id", "root_journey_id", "version", "status", "business_key", "started_by",
             "started_at", "completed_at", "context", "current_steps", "completed_steps", "progress", "failure",
-            "lock_version",
+            "lock_version", "predicted_finish", "at_risk",
         ]
         read_only_fields = fields
 

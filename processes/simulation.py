@@ -132,3 +132,23 @@ def _placement(definition: Mapping[str, Any]) -> dict[str, dict[str, str]]:
             for atom_id in module.get("atoms", []):
                 placed[atom_id] = {"phase": phase["id"], "module": module["id"]}
     return placed
+
+
+SAMPLE_VALUES = {"string": "sample", "number": 0, "integer": 0, "boolean": True, "date": "2000-01-01"}
+
+
+def with_sample_results(workflow_id: str, results: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`results` completed with placeholder values for the required fields nobody gave, so
+    a what-if run follows the rules on what was given instead of stopping at the first form.
+    Returns the results and the atoms that got placeholders."""
+    _, blueprint = _workflow(workflow_id)
+    filled = {atom_id: dict(result) for atom_id, result in results.items()}
+    touched = []
+    for atom in blueprint.atoms.values():
+        given = filled.setdefault(atom.id, {})
+        missing = [field for field in atom.form if field.required and field.name not in given]
+        for field in missing:
+            given[field.name] = field.choices[0] if field.type == "choice" else SAMPLE_VALUES[field.type]
+        if missing:
+            touched.append(atom.id)
+    return filled, touched

@@ -60,9 +60,14 @@ def roles_without_active_members(blueprint: Blueprint, definition: dict[str, Any
     places = {role["id"]: f"roles[{i}]" for i, role in enumerate(definition.get("roles", []))}
     return [
         f"{places.get(role, 'roles')}: role {role!r} has no active member, so the tasks of "
-        f"{', '.join(atom_ids)} will wait unassigned"
+        f"{_some(atom_ids)} will wait unassigned"
         for role, atom_ids in used.items() if role not in staffed
     ]
+
+
+def _some(atom_ids: list[str], shown: int = 5) -> str:
+    more = f" and {len(atom_ids) - shown} more" if len(atom_ids) > shown else ""
+    return ", ".join(atom_ids[:shown]) + more
 
 
 def _report(errors: list[str], warnings: list[str]) -> dict[str, Any]:

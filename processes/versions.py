@@ -60,6 +60,49 @@ def publish_journey(data: Any) -> Published:
     raise InvalidInput("could not publish the journey: too many concurrent publications")
 
 
+def publish_stored_journey(journey_id: str, *, store=None) -> Published:
+    """Publish the journey the graph store holds now, validated exactly as a file is
+    (normalize with the registered handlers), without writing to the graph store: what
+    `manage.py sync_journeys` does for journeys drawn or changed in Neo4j by other tools.
+
+    InvalidInput (with `details["problems"]`) when the stored graph is not a valid journey;
+    NotFound when the store does not hold it. An unchanged journey publishes nothing: the
+    content hash finds the existing version.
+    """
+    store = store or get_store()
+    try:
+        data = store.get_journey(journey_id)
+    except (KeyError, TypeError, ValueError) as exc:
+        # A graph drawn by hand can miss what the model requires (an id, valid JSON).
+        problem = f"the stored graph cannot be read as a journey: {type(exc).__name__}: {exc}"
+        raise InvalidInput("invalid journey", details={"problems": [problem]}) from exc
+    if data is None:
+        raise NotFound(f"the graph store holds no journey {journey_id!r}", code="unknown_journey")
+    try:
+        stored = normalize(data, known_handlers=handlers.names())
+    except JourneyError as exc:
+        raise InvalidInput("invalid journey", details={"problems": exc.problems}) from exc
+    digest = definition_hash(stored)
+    for _ in range(3):
+        existing = WorkflowVersion.objects.filter(journey_id=journey_id, hash=digest).first()
+        if existing:
+            return Published(existing, created=False)
+        latest = WorkflowVersion.objects.filter(journey_id=journey_id).order_by("-number").first()
+        try:
+            with transaction.atomic():
+                version = WorkflowVersion.objects.create(
+                    journey_id=journey_id,
+                    number=(latest.number + 1) if latest else 1,
+                    hash=digest,
+                    name=stored["journey"]["name"],
+                    definition=stored,
+                )
+            return Published(version, created=True)
+        except IntegrityError:
+            continue  # published at the same moment by another sync or loader: look again
+    raise InvalidInput("could not publish the journey: too many concurrent publications")
+
+
 def latest_version(journey_id: str) -> WorkflowVersion | None:
     return WorkflowVersion.objects.filter(journey_id=journey_id).order_by("-number").first()
 

@@ -84,3 +84,40 @@ def journey_detail(request, journey_id: str):
     return render(request, "processes/journey_detail.html", {
         "journey": detail, "graph": selectors.version_graph(version.pk, journey_id),
     })
+
+
+@login_required
+def simulate(request):
+    """Pick a journey, enter a context (and results), see the simulated path and the prediction."""
+    from .simulation import simulation_page, with_sample_results
+
+    workflows = _startable_workflows()
+    data = request.POST if request.method == "POST" else request.GET
+    workflow_id = data.get("workflow_id") or (workflows[0]["id"] if workflows else "")
+    page = None
+    problems = []
+    context, results = {}, {}
+    for name, target in (("context", context), ("results", results)):
+        try:
+            value = json.loads(data.get(name) or "{}")
+        except json.JSONDecodeError as exc:
+            problems.append(f"The {name} is not valid JSON: {exc.msg} (position {exc.pos}).")
+            continue
+        if not isinstance(value, dict):
+            problems.append(f"The {name} must be a JSON object.")
+            continue
+        target.update(value)
+    fill = data.get("fill", "1" if request.method == "GET" else "") == "1"
+    filled_atoms: list[str] = []
+    if workflow_id and not problems:
+        try:
+            if fill:
+                results, filled_atoms = with_sample_results(workflow_id, results)
+            page = simulation_page(workflow_id, context, results)
+        except ServiceError as exc:
+            problems.append(exc.message)
+    return render(request, "processes/simulate.html", {
+        "workflows": workflows, "workflow_id": workflow_id, "page": page, "problems": problems,
+        "context_text": data.get("context", ""), "results_text": data.get("results", ""),
+        "fill": fill, "filled_atoms": filled_atoms,
+    })

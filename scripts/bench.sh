@@ -6,6 +6,7 @@ scripts/services.sh
 DB=gndp_bench
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" .venv/bin/python bench/engine.py
+DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" .venv/bin/python bench/simulation.py
 
 DB=gndp_bench_live
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
@@ -17,3 +18,9 @@ psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DAT
 eval "$(FALKORDB_DIR=var/falkordb-bench scripts/falkordb.sh start)"; export NEO4J_URI NEO4J_USER NEO4J_PASSWORD
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" .venv/bin/python bench/graph.py
 FALKORDB_DIR=var/falkordb-bench scripts/falkordb.sh stop; unset NEO4J_URI
+
+# bench/api.py drops, recreates and seeds its database itself (owned by a role of the same
+# name, limited to 40 connections), and runs the app under uvicorn.
+DB=gndp_bench_api
+BENCH_API_DB=$DB DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL="redis://127.0.0.1:6379/14" \
+    .venv/bin/python bench/api.py

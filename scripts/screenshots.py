@@ -113,6 +113,14 @@ def shoot(browser, base: str) -> None:
     olivia.goto(base + "/processes/1/")
     olivia.wait_for_timeout(800)
     olivia.screenshot(path=OUT / "process.png", full_page=True)
+    olivia.goto(base + "/simulate/")
+    olivia.fill("#results", '{"atom-lo-record-credit-results": {"credit_score": 590, "monthly_debts": 900}, '
+                            '"atom-uw-manual-credit-review": {"decision": "approve"}}')
+    olivia.select_option("#workflow", "journey-purchase-fha")
+    olivia.check("#fill")
+    olivia.click("button:has-text('Simulate')")
+    olivia.wait_for_timeout(800)
+    olivia.screenshot(path=OUT / "simulation.png", full_page=True)
     manager = page_as("manager")
     if manager.goto(base + "/dashboard/").status == 200:
         manager.wait_for_timeout(1200)

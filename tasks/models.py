@@ -89,6 +89,9 @@ class TaskInstance(models.Model):
             # statistics tell the planner that few open tasks are past due, where the
             # due_date column's (mostly closed tasks, long past due) say most are.
             models.Index(OPEN_DUE_DATE, name="task_open_due_idx"),
+            # The open tasks of one atom: an SLA override re-times them at every sweep.
+            models.Index(fields=["atom_id"], name="task_open_atom_idx",
+                         condition=models.Q(status__in=["pending", "in_progress"])),
             # What was completed since a given time, per atom.
             models.Index(fields=["completed_at", "atom_id"], name="task_completed_idx",
                          condition=models.Q(status="completed")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -21,6 +22,10 @@ def error_body(code: str, message: str, details=None) -> dict:
 def handle(exc, context) -> Response:
     if isinstance(exc, ServiceError):
         return Response(exc.as_body(), status=exc.status)
+    if isinstance(exc, DataError):
+        # The database refused a value (a NUL byte, a number out of range): bad input, and
+        # the service's transaction has already rolled back.
+        return Response(error_body("invalid", "a value could not be stored", {"detail": "invalid value"}), status=400)
     if isinstance(exc, Http404):
         return Response(error_body("not_found", "not found"), status=404)
     if isinstance(exc, DjangoPermissionDenied):

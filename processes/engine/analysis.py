@@ -422,7 +422,10 @@ def _memoized_solve() -> Callable[[Any, Callable[[str], Domain]], Verdict]:
     return check
 
 
-def _decision_warnings(blueprint, atom_id, edges, labels, domains, check) -> tuple[list[str], dict[tuple[str, str], bool]]:
+def _decision_warnings(
+    blueprint: Blueprint, atom_id: str, edges: Sequence[Edge], labels, domains, check
+) -> tuple[list[str], dict[tuple[str, str], bool]]:
+    """The warnings about one atom's outgoing edges, and which of them can fire at all."""
     conditional = [edge for edge in edges if edge.conditional]
     default = next((edge for edge in edges if edge.default), None)
     can_fire = {(edge.source, edge.target): True for edge in edges}

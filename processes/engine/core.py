@@ -126,8 +126,7 @@ class _Walk:
         return [edge.target for edge in self.bp.outgoing[atom_id]] + list(self.bp.dependents[atom_id])
 
     def finish(self) -> Step:
-        positions = {atom_id: atom.position for atom_id, atom in self.bp.atoms.items()}
-        self.activated.sort(key=positions.__getitem__)
+        self.activated.sort(key=lambda atom_id: self.bp.atoms[atom_id].position)
         return Step(
             runtime=Runtime(states=self.states, fired=self.fired),
             context=self.context,

@@ -261,8 +261,8 @@ def monte_carlo(
         within_target=(round(bisect.bisect_right(totals, target) / count, 4) if target is not None else None),
         visit_probability={atom_id: round(visits[i] / count, 4) for i, atom_id in enumerate(model.order)},
         atoms={
-            atom_id: {"duration_source": model.duration_sources[atom_id], "branch_source": model.branch_sources[atom_id],
-                      "samples": len(model.atoms[i].samples)}
+            atom_id: {"duration_source": model.duration_sources[atom_id],
+                      "branch_source": model.branch_sources[atom_id], "samples": len(model.atoms[i].samples)}
             for i, atom_id in enumerate(model.order)
         },
     )

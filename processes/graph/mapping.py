@@ -123,7 +123,8 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
         items.sort(key=lambda rel: rel.position)
 
     journey_node = by_label["Journey"][0]
-    journey: dict[str, Any] = {"id": journey_node.key, "name": journey_node.props["name"]}
+    # .get for names: a graph drawn by another tool may lack one, and validation then says so.
+    journey: dict[str, Any] = {"id": journey_node.key, "name": journey_node.props.get("name")}
     if "description" in journey_node.props:
         journey["description"] = journey_node.props["description"]
     if "sensitive_json" in journey_node.props:
@@ -135,7 +136,7 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
     roles = []
     for node in atom_nodes:
         if node.props.get("kind") == "role":
-            role = {"id": node.key, "name": node.props["name"]}
+            role = {"id": node.key, "name": node.props.get("name")}
             if "assignment" in node.props:
                 role["assignment"] = node.props["assignment"]
             roles.append(role)
@@ -152,8 +153,8 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
         modules = []
         for module_rel in children.get(rel.target, []):
             atom_ids = [r.target for r in children.get(module_rel.target, []) if r.type == "CONTAINS"]
-            modules.append({"id": module_rel.target, "name": names[module_rel.target], "atoms": atom_ids})
-        phases.append({"id": rel.target, "name": names[rel.target], "modules": modules})
+            modules.append({"id": module_rel.target, "name": names.get(module_rel.target), "atoms": atom_ids})
+        phases.append({"id": rel.target, "name": names.get(rel.target), "modules": modules})
 
     performer = {rel.source: rel.target for rel in by_type.get("PERFORMED_BY", [])}
     atoms = []
@@ -161,7 +162,7 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
         if node.props.get("kind") == "role":
             continue
         props = node.props
-        atom: dict[str, Any] = {"id": node.key, "name": props["name"]}
+        atom: dict[str, Any] = {"id": node.key, "name": props.get("name")}
         if props.get("kind", "human") != "human":
             atom["kind"] = props["kind"]
         if node.key in performer:
@@ -195,7 +196,8 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
         rule: dict[str, Any] = {"rule_id": node.key}
         if "description" in node.props:
             rule["description"] = node.props["description"]
-        rule["conditions"] = json.loads(node.props["conditions_json"])
+        if "conditions_json" in node.props:
+            rule["conditions"] = json.loads(node.props["conditions_json"])
         rules.append(rule)
 
     return {

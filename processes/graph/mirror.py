@@ -18,9 +18,9 @@ cursor, the id of the last event mirrored, lives in the graph itself as
 backup starts again from its own, older cursor.
 
 Never inside a request's transaction: the Celery task `mirror_runtime` and `manage.py
-graph_mirror` run it, and `manage.py graph_reconcile` compares every process and repairs
-what differs. When Neo4j is down the engine does not notice; the mirror resumes from its
-cursor when the server is back.
+graph_mirror` run it; `manage.py mirror_check` compares every process and reports what
+differs (`--repair`: and repairs it). When Neo4j is down the engine does not notice; the
+mirror resumes from its cursor when the server is back.
 """
 
 from __future__ import annotations

@@ -4,6 +4,16 @@ Every node the store writes carries `journey_id` beside the properties of the mo
 are unique within a journey only (as in the embedded store), and rules are not connected
 to anything, so the journey a node belongs to has to be a property of its own.
 
+A journey drawn by another tool may carry no `journey_id` at all. Its (:Journey {id}) node
+then has none either, and the journey is read by following the model's relationships from
+that node: its phases (HAS_PHASE), their modules (HAS_MODULE), the atoms the journey or its
+modules contain (CONTAINS), the roles those atoms are PERFORMED_BY, the ENABLES and
+DEPENDS_ON relationships leaving those atoms, and the rules that ENABLES relationships name
+in `rule_ids` (rules are connected to nothing). What such a graph leaves out is left out:
+a role no atom is performed by, a rule no relationship names; a relationship into an atom
+the journey does not contain is read as it is, so that validation reports it. Without
+`position` properties, the order is that of the ids.
+
 Every query is a module-level constant with parameters; no value is ever formatted into
 Cypher text (tests/graph/test_cypher_constants.py proves it). Labels and relationship
 types cannot be parameters in Cypher, so there is one constant per label and per type,
@@ -135,12 +145,59 @@ CREATE_RELATIONSHIPS = {
     ),
 }
 
+# A journey drawn without journey_id properties: what its Journey node reaches.
+DRAWN_JOURNEY_NODES = (
+    "MATCH (j:Journey {id: $journey_id}) WHERE j.journey_id IS NULL "
+    "RETURN 'Journey' AS label, properties(j) AS props "
+    "UNION ALL MATCH (j:Journey {id: $journey_id})-[:HAS_PHASE]->(n:Phase) WHERE j.journey_id IS NULL "
+    "RETURN 'Phase' AS label, properties(n) AS props "
+    "UNION ALL MATCH (j:Journey {id: $journey_id})-[:HAS_PHASE]->(:Phase)-[:HAS_MODULE]->(n:Module) "
+    "WHERE j.journey_id IS NULL RETURN 'Module' AS label, properties(n) AS props "
+    "UNION ALL MATCH (j:Journey {id: $journey_id})-[:CONTAINS]->(n:Atom) WHERE j.journey_id IS NULL "
+    "RETURN 'Atom' AS label, properties(n) AS props "
+    "UNION ALL MATCH (j:Journey {id: $journey_id})-[:HAS_PHASE]->(:Phase)-[:HAS_MODULE]->(:Module)"
+    "-[:CONTAINS]->(n:Atom) WHERE j.journey_id IS NULL RETURN 'Atom' AS label, properties(n) AS props "
+    "UNION ALL MATCH (j:Journey {id: $journey_id})-[:CONTAINS]->(:Atom)-[:PERFORMED_BY]->(n:Atom) "
+    "WHERE j.journey_id IS NULL RETURN 'Atom' AS label, properties(n) AS props "
+    "UNION ALL MATCH (j:Journey {id: $journey_id})-[:HAS_PHASE]->(:Phase)-[:HAS_MODULE]->(:Module)"
+    "-[:CONTAINS]->(:Atom)-[:PERFORMED_BY]->(n:Atom) WHERE j.journey_id IS NULL "
+    "RETURN 'Atom' AS label, properties(n) AS props"
+)
+
+DRAWN_JOURNEY_RELATIONSHIPS = (
+    "MATCH (s:Journey {id: $journey_id})-[r:HAS_PHASE]->(t:Phase) WHERE s.journey_id IS NULL "
+    "RETURN type(r) AS type, s.id AS source, t.id AS target, properties(r) AS props "
+    "UNION ALL MATCH (j:Journey {id: $journey_id})-[:HAS_PHASE]->(s:Phase)-[r:HAS_MODULE]->(t:Module) "
+    "WHERE j.journey_id IS NULL RETURN type(r) AS type, s.id AS source, t.id AS target, properties(r) AS props "
+    "UNION ALL MATCH (s:Journey {id: $journey_id})-[r:CONTAINS]->(t:Atom) WHERE s.journey_id IS NULL "
+    "RETURN type(r) AS type, s.id AS source, t.id AS target, properties(r) AS props "
+    "UNION ALL MATCH (j:Journey {id: $journey_id})-[:HAS_PHASE]->(:Phase)-[:HAS_MODULE]->(s:Module)"
+    "-[r:CONTAINS]->(t:Atom) WHERE j.journey_id IS NULL "
+    "RETURN type(r) AS type, s.id AS source, t.id AS target, properties(r) AS props "
+    "UNION ALL MATCH (j:Journey {id: $journey_id})-[:CONTAINS]->(s:Atom)"
+    "-[r:ENABLES|DEPENDS_ON|PERFORMED_BY]->(t:Atom) WHERE j.journey_id IS NULL "
+    "RETURN type(r) AS type, s.id AS source, t.id AS target, properties(r) AS props "
+    "UNION ALL MATCH (j:Journey {id: $journey_id})-[:HAS_PHASE]->(:Phase)-[:HAS_MODULE]->(:Module)"
+    "-[:CONTAINS]->(s:Atom)-[r:ENABLES|DEPENDS_ON|PERFORMED_BY]->(t:Atom) WHERE j.journey_id IS NULL "
+    "RETURN type(r) AS type, s.id AS source, t.id AS target, properties(r) AS props"
+)
+
+DRAWN_RULES = (
+    "UNWIND $rule_ids AS rule_id MATCH (n:Rule {rule_id: rule_id}) WHERE n.journey_id IS NULL "
+    "RETURN 'Rule' AS label, properties(n) AS props"
+)
+
 LIST_JOURNEYS = "MATCH (j:Journey) RETURN j.id AS id, j.name AS name ORDER BY id"
 
 FIND_CONTAINER = (
     "MATCH (n:Journey {id: $id}) RETURN n.journey_id AS journey_id "
     "UNION ALL MATCH (n:Phase {id: $id}) RETURN n.journey_id AS journey_id "
-    "UNION ALL MATCH (n:Module {id: $id}) RETURN n.journey_id AS journey_id"
+    "UNION ALL MATCH (n:Module {id: $id}) RETURN n.journey_id AS journey_id "
+    "UNION ALL MATCH (n:Journey {id: $id}) WHERE n.journey_id IS NULL RETURN n.id AS journey_id "
+    "UNION ALL MATCH (j:Journey)-[:HAS_PHASE]->(n:Phase {id: $id}) "
+    "WHERE j.journey_id IS NULL AND n.journey_id IS NULL RETURN j.id AS journey_id "
+    "UNION ALL MATCH (j:Journey)-[:HAS_PHASE]->(:Phase)-[:HAS_MODULE]->(n:Module {id: $id}) "
+    "WHERE j.journey_id IS NULL AND n.journey_id IS NULL RETURN j.id AS journey_id"
 )
 
 
@@ -270,12 +327,21 @@ class Neo4jGraphStore(GraphStore):
     def get_journey(self, journey_id: str) -> dict[str, Any] | None:
         nodes, rels = self.read(_read_journey, journey_id)
         if not any(node.label == "Journey" for node in nodes):
-            return None
+            # Not written by this store: perhaps drawn by another tool, without journey_id.
+            nodes, rels = self.read(_read_drawn_journey, journey_id)
+            if not any(node.label == "Journey" for node in nodes):
+                return None
         return from_graph(nodes, rels)
 
     def list_journeys(self) -> list[JourneySummary]:
         rows = self.read(_fetch, LIST_JOURNEYS, {})
-        return [JourneySummary(id=row["id"], name=row["name"] or row["id"]) for row in rows]
+        # One line per id: a journey drawn by another tool and the same journey written
+        # by this store are one journey (the store's copy is the one read).
+        summaries: dict[str, JourneySummary] = {}
+        for row in rows:
+            if row["id"] and row["id"] not in summaries:
+                summaries[row["id"]] = JourneySummary(id=row["id"], name=row["name"] or row["id"])
+        return list(summaries.values())
 
     def find_container(self, container_id: str) -> str | None:
         rows = self.read(_fetch, FIND_CONTAINER, {"id": container_id})
@@ -337,6 +403,31 @@ def _read_journey(tx: ManagedTransaction, journey_id: str) -> tuple[list[Node], 
     nodes = [_node_from_record(r["label"], r["props"]) for r in tx.run(JOURNEY_NODES, journey_id=journey_id)]
     rels = [_rel_from_record(r) for r in tx.run(JOURNEY_RELATIONSHIPS, journey_id=journey_id)]
     return nodes, rels
+
+
+def _read_drawn_journey(tx: ManagedTransaction, journey_id: str) -> tuple[list[Node], list[Rel]]:
+    """A journey by the relationships of its Journey node (nodes without journey_id). A
+    node reached twice (an atom both in a module and in the journey) is read once, and
+    everything is put in a fixed order, so the same graph always reads as the same
+    definition (and so the same hash)."""
+    records = tx.run(DRAWN_JOURNEY_NODES, journey_id=journey_id)
+    nodes = _unique(_node_from_record(record["label"], record["props"]) for record in records)
+    rels = _unique(_rel_from_record(record) for record in tx.run(DRAWN_JOURNEY_RELATIONSHIPS, journey_id=journey_id))
+    rule_ids = sorted({rule_id for rel in rels if rel.type == "ENABLES" for rule_id in rel.props.get("rule_ids") or ()})
+    if rule_ids:
+        records = tx.run(DRAWN_RULES, rule_ids=rule_ids)
+        nodes += _unique(_node_from_record(record["label"], record["props"]) for record in records)
+    nodes.sort(key=lambda node: (DEFINITION_LABELS.index(node.label), node.position, node.key))
+    rels.sort(key=lambda rel: (rel.position, rel.type, rel.source, rel.target))
+    return nodes, rels
+
+
+def _unique(items: Iterable[Node | Rel]) -> list:
+    seen: dict[tuple, Node | Rel] = {}
+    for item in items:
+        key = (item.label, item.key) if isinstance(item, Node) else _canonical(item)
+        seen.setdefault(key, item)
+    return list(seen.values())
 
 
 def _replace_journey(

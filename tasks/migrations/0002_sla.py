@@ -46,6 +46,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='taskinstance',
+            index=models.Index(condition=models.Q(('status__in', ['pending', 'in_progress'])), fields=['atom_id'], name='task_open_atom_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='taskinstance',
             index=models.Index(condition=models.Q(('status', 'completed')), fields=['completed_at', 'atom_id'], name='task_completed_idx'),
         ),
     ]

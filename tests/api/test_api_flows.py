@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
+from django.test import Client
 from rest_framework.test import APIClient
 
 from processes.models import ProcessEvent
@@ -275,3 +276,16 @@ def test_throttling_answers_429_with_retry_after(small_version, clerk, settings)
     assert codes == [200, 200, 200, 429]
     assert last.status_code == 429 and int(last["Retry-After"]) > 0
     assert last.json()["error"]["code"] == "throttled"
+
+
+def test_nul_bytes_are_bad_input_not_server_errors(small_version, clerk):
+    api = client_for(clerk)
+
+    in_query = api.get("/api/tasks/inbox", {"user_id": "a\x00b"})
+    in_body = api.post("/api/processes/start", {"journey_id": "journey-small", "context": {"k": "a\x00b"}},
+                       format="json")
+    in_page = Client().get("/inbox/?journey=%00")
+
+    assert in_query.status_code == 400 and in_query.json()["error"]["code"] == "invalid"
+    assert in_body.status_code in (201, 400)  # SQLite stores it; PostgreSQL refuses it: never a 500
+    assert in_page.status_code == 400

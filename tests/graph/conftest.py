@@ -14,7 +14,7 @@ import os
 import pytest
 
 from processes import graph
-from processes.graph import mirror, neo4j_store
+from processes.graph import analytics, mirror, neo4j_store
 from processes.graph.embedded import EmbeddedGraphStore
 from processes.graph.neo4j_store import Neo4jGraphStore, shared_driver
 from tests.graph.falkordb import FalkorDB, clear_graph, skip_goodbye, wheel_available
@@ -30,9 +30,9 @@ REAL_NEO4J_REASON = (
 
 
 def cypher_constants() -> set[str]:
-    """Every query text the store and the mirror define."""
+    """Every query text the store, the mirror and the analytics define."""
     found: set[str] = set()
-    for module in (neo4j_store, mirror):
+    for module in (neo4j_store, mirror, analytics):
         for name, value in vars(module).items():
             if not name.isupper():
                 continue

@@ -1,5 +1,6 @@
-"""Every Cypher text of the Neo4j store and the runtime mirror is a constant: values travel
-only as parameters, so no name, id or text in a journey can change what a query does.
+"""Every Cypher text of the Neo4j store, the runtime mirror and the graph analytics is a
+constant: values travel only as parameters, so no name, id or text in a journey can change
+what a query does.
 
 Statically: Cypher appears only in module-level constants, is never built with formatting or
 concatenation, and what `run` receives is a name, never an expression. Dynamically: during
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from processes.graph import mirror, neo4j_store
+from processes.graph import analytics, mirror, neo4j_store
 
-MODULES = [Path(neo4j_store.__file__), Path(mirror.__file__)]
+MODULES = [Path(neo4j_store.__file__), Path(mirror.__file__), Path(analytics.__file__)]
 CYPHER = re.compile(r"\b(MATCH|MERGE|CREATE|UNWIND|RETURN|DELETE|DETACH|SET|REMOVE|CALL)\b")
 
 

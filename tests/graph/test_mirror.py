@@ -200,7 +200,7 @@ def test_reconcile_reports_drift_then_repairs_it(store, clerk, capsys):
 
     # when
     check = mirror.reconcile(store, repair=False)
-    call_command("graph_reconcile")
+    call_command("mirror_check", "--repair")
     repaired = capsys.readouterr().out
 
     # then: missing the AT_STEP, and the right COMPLETED once its wrong twin is deleted;
@@ -213,16 +213,19 @@ def test_reconcile_reports_drift_then_repairs_it(store, clerk, capsys):
     assert mirror.reconcile(store, repair=False).differences == 0
 
 
-def test_reconcile_check_exits_1_on_a_difference(store, clerk, capsys):
+def test_mirror_check_reports_a_difference_and_exits_1(store, clerk, capsys):
     run_to_the_split(clerk)  # never mirrored
 
-    with pytest.raises(SystemExit) as exited:
-        call_command("graph_reconcile", "--check")
+    for options in ([], ["--check"]):  # --check is the default, and may be said
+        with pytest.raises(SystemExit) as exited:
+            call_command("mirror_check", *options)
 
-    out = capsys.readouterr()
-    assert exited.value.code == 1
-    assert "process nodes missing: 1" in out.out
-    assert "the graph differs from the database in 8 places" in out.err
+        out = capsys.readouterr()
+        assert exited.value.code == 1
+        assert "process nodes missing: 1" in out.out
+        assert "differences: 8\n" in out.out  # reported, not repaired
+        assert "the graph differs from the database in 8 places" in out.err
+    assert mirror.reconcile(store, repair=False).differences == 8
 
 
 def test_graph_mirror_command_reports_its_progress(store, clerk, capsys):
@@ -260,7 +263,7 @@ def test_without_neo4j_the_job_is_off_and_the_commands_refuse(settings, capsys):
     graph.get_store.cache_clear()
 
     assert mirror.mirror_runtime() == "off"
-    for command in ("graph_mirror", "graph_reconcile"):
+    for command in ("graph_mirror", "mirror_check"):
         with pytest.raises(SystemExit):
             call_command(command)
         assert "set NEO4J_URI" in capsys.readouterr().err
@@ -294,7 +297,7 @@ def test_mirror_catches_up_after_the_server_was_away(mirror_settings, falkordb_s
         store = graph.get_store()
         assert ("COMPLETED", "atom-a", completed_at(first)["atom-a"]) in drawn(store, first)
         assert ("COMPLETED", "atom-b", completed_at(second)["atom-b"]) in drawn(store, second)
-        call_command("graph_reconcile", "--check")
+        call_command("mirror_check")
         report = capsys.readouterr().out
         assert "differences: 0" in report
         assert "left out" not in report

@@ -95,3 +95,30 @@ def test_an_administrator_with_the_view_all_permission_sees_everything(db):
     staff.user_permissions.add(Permission.objects.get(codename="view_all_processes"))
 
     assert selectors.scope_for(type(staff).objects.get(pk=staff.pk)).everything
+
+
+def test_team_processes_are_exactly_what_the_api_lets_the_manager_see(small_version, managed_clerk, manager):
+    from guardian.shortcuts import assign_perm
+
+    from tasks.access import visible_processes
+
+    other = UserFactory(username="olga", roles=["role-clerk"])
+    former = UserFactory(username="fred", roles=["role-clerk"])
+    Profile.objects.filter(user=former).update(manager=manager)
+    former.is_active = False
+    former.save()
+    start_small(managed_clerk)                             # started by a report, assigned to her
+    Profile.objects.filter(user=managed_clerk).update(available=False)
+    by_other, _ = start_small(other)                       # nothing to do with the team
+    granted, _ = start_small(other)
+    assign_perm("processes.view_processinstance", manager, granted)
+    worked, worked_task = start_small(other)               # completed by the manager himself
+    TaskInstance.objects.filter(pk=worked_task.pk).update(completed_by=manager)
+    held, held_task = start_small(other)                   # now held by a (deactivated) report
+    TaskInstance.objects.filter(pk=held_task.pk).update(assigned_to=former)
+
+    scope = selectors.scope_for(manager)
+
+    expected = set(visible_processes(manager).values_list("pk", flat=True))
+    assert set(scope.processes().values_list("pk", flat=True)) == expected
+    assert by_other.pk not in expected and {granted.pk, worked.pk, held.pk} <= expected

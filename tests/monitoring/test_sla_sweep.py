@@ -178,3 +178,28 @@ def test_unassigned_queue_task_escalates_to_the_roles_escalation_manager(
     manual.refresh_from_db()
     assert result.escalated == 1 and manual.assigned_to == manager
 
+
+
+def test_the_beat_task_runs_the_sweep(small_version, managed_clerk):
+    from monitoring.tasks import sweep_sla
+
+    start_small(managed_clerk)
+
+    result = sweep_sla.apply().get()
+
+    assert result["warned"] == 0 and result["breached"] == 0 and "seconds" in result
+
+
+def test_a_failed_process_is_left_for_its_incident_and_the_others_still_warn(small_version, managed_clerk):
+    from processes.models import ProcessInstance
+
+    started = [start_small(managed_clerk) for _ in range(3)]
+    failed, failed_task = started[0]
+    ProcessInstance.objects.filter(pk=failed.pk).update(status="failed")
+    # The failed process's task is the most overdue: it must not hold up the others.
+    TaskInstance.objects.filter(pk=failed_task.pk).update(due_date=failed_task.due_date - 10 * HOUR)
+
+    result = sla.sweep(now=max(t.due_date for _, t in started) + HOUR, batch_size=1)
+
+    assert result.warned == 2
+    assert sla_events(failed) == {}

@@ -179,6 +179,7 @@ class Cluster:
         self.database_url = _database_url()
         self.procs: list[Proc] = []
         self.redis: PrivateRedis | None = None
+        self.cleanups: list = []
 
     # --- processes ------------------------------------------------------------------------
     def start_redis(self) -> PrivateRedis:
@@ -203,8 +204,9 @@ class Cluster:
         env.update(extra)
         return env
 
-    def server(self, name: str = "server", *, redis: bool = True, eager: bool = False, start: bool = True) -> Server:
-        server = Server(name, self.env(name, redis=redis, eager=eager), self.dir)
+    def server(self, name: str = "server", *, redis: bool = True, eager: bool = False, start: bool = True,
+               **env: str) -> Server:
+        server = Server(name, self.env(name, redis=redis, eager=eager, **env), self.dir)
         self.procs.append(server)
         return server.start() if start else server
 
@@ -214,8 +216,15 @@ class Cluster:
         return worker.start() if start else worker
 
     def close(self) -> None:
+        errors = []
         for proc in self.procs:
-            proc.kill()
+            try:
+                proc.kill()
+            except Exception as exc:  # noqa: BLE001 - kill the others all the same
+                errors.append(f"{proc.name}: {exc!r}")
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+        assert not errors, errors
 
     # --- the broker, as beat and late redeliveries use it ------------------------------------
     def send_task(self, name: str, *args) -> None:

@@ -79,10 +79,12 @@ def test_r2_worker_killed_mid_step_the_sweep_redelivers_and_the_effect_is_applie
 
     # The dead worker's message, put back as the transport does once its timeout passes.
     assert cluster.redeliver_unacked() == 1
-    wait_for(lambda: "'closed'" in second.log(), 15, what="the late duplicate to be consumed")
+    # Worker B has now run three jobs: the sweep, the swept step, and the duplicate.
+    wait_for(lambda: cluster.queue_empty() and second.log(100_000).count(" succeeded in ") == 3, 15,
+             what="the late duplicate to be consumed")
 
-    assert cluster.queue_empty()  # the duplicate was consumed, found the step closed ...
-    assert cluster.attempts(slow.pk) == 2  # ... and ran no handler
+    assert cluster.attempts(slow.pk) == 2  # the duplicate ran no handler ...
+    assert "'closed'" in second.log()  # ... it found the step closed
     assert ProcessEvent.objects.filter(process_id=process_id).count() == events
     assert_advanced_once(cluster, process_id, slow)
 

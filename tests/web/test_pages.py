@@ -99,3 +99,16 @@ def test_admin_lists_the_managers_team_and_its_actions_call_services(demo):
     process.refresh_from_db()
     assert process.status == "suspended"
     assert admin_pages == [200] * 7
+
+
+def test_simulation_page_draws_the_path_and_the_prediction(demo):
+    results = '{"atom-lo-record-credit-results": {"credit_score": 580, "monthly_debts": 1}}'
+
+    response = client_for("olivia").post("/simulate/", {"workflow_id": "module-credit", "results": results,
+                                                         "fill": "1"})
+    bad = client_for("olivia").post("/simulate/", {"workflow_id": "module-credit", "context": "[1]"})
+
+    body = response.content.decode()
+    assert response.status_code == 200 and 'id="graph-data"' in body
+    assert "atom-uw-manual-credit-review" in body and "Predicted cycle time" in body and "Completes" in body
+    assert "must be a JSON object" in bad.content.decode()
