@@ -137,7 +137,8 @@ else:
 # --- background work -----------------------------------------------------------------------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A system step unacknowledged this long is redelivered to another worker.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 else:
     # A folder on disk is a broker both the web process and the worker can reach.
     _queue_dir = VAR_DIR / "celery-queue"
@@ -148,6 +149,8 @@ else:
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_queue_dir),
         "store_processed": False,
+        # Kombu's default is ./control relative to the working directory.
+        "control_folder": str(VAR_DIR / "celery-control"),
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
@@ -164,6 +167,10 @@ CELERY_BEAT_SCHEDULE = {
     # Without NEO4J_URI the mirror answers "off" and runs no query.
     "mirror-runtime-to-neo4j": {"task": "processes.graph.mirror.mirror_runtime", "schedule": 2.0,
                                 "options": {"expires": 10}},
+    # Two beats by mistake are harmless: the sweep locks with SKIP LOCKED and marks once.
+    "sla-sweep": {"task": "monitoring.tasks.sweep_sla", "schedule": 5.0, "options": {"expires": 5.0}},
+    "sync-journeys-from-graph": {"task": "processes.sync.sync_journeys_task", "schedule": 300.0,
+                                 "options": {"expires": 240}},
 }
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -186,6 +193,10 @@ GNDP_MIRROR_GAP_GRACE = float(os.environ.get("GNDP_MIRROR_GAP_GRACE", "10"))
 # Retry backoff for system handlers: attempt n waits base * 2**(n-1) seconds, capped.
 GNDP_RETRY_BACKOFF_BASE = float(os.environ.get("GNDP_RETRY_BACKOFF_BASE", "1.0"))
 GNDP_RETRY_BACKOFF_MAX = float(os.environ.get("GNDP_RETRY_BACKOFF_MAX", "60"))
+
+# --- monitoring ----------------------------------------------------------------------------
+# Bearer token Prometheus presents at /metrics; empty means staff sign-in only.
+GNDP_METRICS_TOKEN = os.environ.get("GNDP_METRICS_TOKEN", "")
 
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

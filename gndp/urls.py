@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from monitoring.exposition import metrics_view
 from processes import views as process_views
 from processes.api import JourneyViewSet, ProcessViewSet
 from tasks import views as task_views
@@ -30,7 +31,10 @@ urlpatterns = pages + [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/simulation/", include("processes.simulation_urls")),
+    path("api/monitoring/", include("monitoring.urls")),
+    path("api/monitoring/", include("processes.graph_urls")),
     path("api/", include(router.urls)),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -14,7 +14,6 @@ Access: a bearer token (`GNDP_METRICS_TOKEN`, for Prometheus), or a signed-in st
 from __future__ import annotations
 
 import hmac
-import os
 import threading
 import time
 from typing import Iterable
@@ -193,7 +192,7 @@ def exposition() -> bytes:
 
 
 def _metrics_token() -> str:
-    return getattr(settings, "GNDP_METRICS_TOKEN", "") or os.environ.get("GNDP_METRICS_TOKEN", "")
+    return settings.GNDP_METRICS_TOKEN
 
 
 def may_scrape(request: HttpRequest) -> bool:

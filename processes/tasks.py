@@ -11,6 +11,7 @@ from django.utils import timezone
 from . import handlers, versions
 from .graph.mirror import mirror_runtime  # noqa: F401  (registers the mirror job with the worker)
 from .models import ProcessInstance, ProcessStatus
+from .sync import sync_journeys_task  # noqa: F401  (registers the periodic sync with the worker)
 
 log = logging.getLogger(__name__)
 

@@ -188,7 +188,6 @@ HOTSPOTS_URL = "/api/monitoring/graph-hotspots"
 PATHS_URL = "/api/monitoring/travelled-paths"
 
 
-@pytest.mark.urls("tests.graph.urls")
 def test_staff_see_every_process_others_theirs(scenario, client):
     client.force_login(UserFactory(username="staff", is_staff=True))
     staff_hotspots = client.get(HOTSPOTS_URL).json()
@@ -203,7 +202,6 @@ def test_staff_see_every_process_others_theirs(scenario, client):
     assert [(row["atom_id"], row["processes"]) for row in checker_hotspots["atoms"]] == [("atom-apply", 1)]
 
 
-@pytest.mark.urls("tests.graph.urls")
 def test_the_window_is_the_last_7_days_unless_given(db, client):
     client.force_login(UserFactory(username="staff", is_staff=True))
     until = timezone.now().replace(microsecond=0)
@@ -215,7 +213,6 @@ def test_the_window_is_the_last_7_days_unless_given(db, client):
     assert given["since"] == (until - timedelta(days=7)).isoformat().replace("+00:00", "Z")
 
 
-@pytest.mark.urls("tests.graph.urls")
 @pytest.mark.parametrize("query", [{"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
                                    {"since": "2020-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
                                    {"limit": "0"}, {"until": "yesterday"}])
@@ -228,7 +225,6 @@ def test_a_bad_query_is_400(db, client, query):
     assert response.json()["error"]["code"] == "invalid"
 
 
-@pytest.mark.urls("tests.graph.urls")
 def test_anonymous_callers_are_401(db, client):
     assert client.get(HOTSPOTS_URL).status_code == 401
     assert client.get(PATHS_URL).status_code == 401
