@@ -83,10 +83,21 @@ TEMPLATES = [
 # --- state -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # No persistent connections: under ASGI each request runs in a thread of its own, and a
+    # connection kept per thread is a connection leaked. The pool below reuses them instead.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
         # Server-side parameters let psycopg prepare the hot statements once per connection.
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+        _options["server_side_binding"] = True
+        if env_bool("DATABASE_POOL", True):
+            # One pool per process, bounded: concurrency beyond it waits instead of opening
+            # connections until PostgreSQL refuses everyone.
+            _options["pool"] = {
+                "min_size": int(os.environ.get("DATABASE_POOL_MIN", "1")),
+                "max_size": int(os.environ.get("DATABASE_POOL_MAX", "8")),
+                "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
+            }
 else:
     # WAL lets readers proceed beside the one writer; IMMEDIATE takes the write lock at
     # BEGIN, so two writers serialise instead of failing halfway through a step.

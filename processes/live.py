@@ -80,28 +80,43 @@ async def _send(layer, pairs) -> None:
 
 
 class _Publisher(threading.Thread):
-    """One daemon thread with its own event loop, draining a queue in order."""
+    """One daemon thread with one long-lived event loop, draining a queue in order.
+
+    The loop lives as long as the thread: channels-redis keeps its connections per event
+    loop, so a loop per batch would open and close Redis connections for every batch."""
 
     def __init__(self) -> None:
         super().__init__(name="gndp-publisher", daemon=True)
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.idle = threading.Event()
+        self.idle.set()
+        self._pending = 0  # batches put and not yet sent
+        self._count = threading.Lock()
 
     def put(self, pairs) -> None:
         if pairs:
+            with self._count:
+                self._pending += 1
+                self.idle.clear()
             self.queue.put(pairs)
 
     def run(self) -> None:
-        send = async_to_sync(self._send_batch)
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         while True:
-            batch = self.queue.get()
+            batches = [self.queue.get()]
+            # Whatever piled up meanwhile goes out with it, still in order.
+            while not self.queue.empty():
+                batches.append(self.queue.get_nowait())
+            batch = [pair for pairs in batches for pair in pairs]
             try:
-                send(batch)
+                loop.run_until_complete(_send(get_channel_layer(), batch))
             except Exception:  # noqa: BLE001 - a broker outage degrades live updates only
                 log.warning("could not publish %d messages", len(batch), exc_info=True)
-
-    @staticmethod
-    async def _send_batch(pairs) -> None:
-        await _send(get_channel_layer(), pairs)
+            with self._count:
+                self._pending -= len(batches)
+                if not self._pending:
+                    self.idle.set()
 
 
 _lock = threading.Lock()
@@ -119,8 +134,5 @@ def _publisher() -> _Publisher:
 
 def flush(timeout: float = 5.0) -> None:
     """Wait until the background publisher has sent what it holds (tests, shutdown)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while _thread is not None and not _thread.queue.empty() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    if _thread is not None:
+        _thread.idle.wait(timeout)

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from gndp.api.idempotency import idempotent
 
 from . import selectors, services
-from .models import TaskStatus
+from .models import TaskInstance, TaskStatus
 from .serializers import CompleteSerializer, ReassignSerializer, StatsSerializer, TaskSerializer
 
 USER_PARAM = OpenApiParameter("user_id", str, description="A user name; defaults to the caller.")
@@ -81,6 +81,7 @@ class TaskViewSet(viewsets.GenericViewSet):
         return self._respond(request, services.retry_task(pk, user=request.user))
 
     def _respond(self, request, task):
-        # Re-read through the selector: the caller may no longer see the task (reassigned away).
-        task.refresh_from_db()
+        # Re-read after commit (eager work may have moved it on), with what the serializer
+        # follows, in one query.
+        task = TaskInstance.objects.select_related("process", "assigned_to").get(pk=task.pk)
         return Response(TaskSerializer(task).data)

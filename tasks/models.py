@@ -79,6 +79,11 @@ class TaskInstance(models.Model):
         indexes = [
             models.Index(fields=["assigned_to", "status", "priority_rank", "due_date"], name="task_inbox_idx"),
             models.Index(fields=["role", "status", "priority_rank", "due_date"], name="task_queue_idx"),
+            # A role's open queue in inbox order: partial, so it holds only what can be claimed
+            # and the inbox reads it in order without sorting.
+            models.Index(fields=["role", "priority_rank", "due_date", "created_at"], name="task_queue_open_idx",
+                         condition=models.Q(assigned_to__isnull=True, kind="human",
+                                            status__in=["pending", "in_progress"])),
             models.Index(fields=["process", "atom_id"], name="task_process_idx"),
             models.Index(fields=["status", "due_date"], name="task_status_due_idx"),
             # The SLA sweep's two timer queues: partial, so a row leaves the index once its

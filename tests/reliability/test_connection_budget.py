@@ -1,13 +1,13 @@
 """R4b connection_budget: one server under a little concurrency stays within a fixed budget
 of database connections and answers every request.
 
-Found while building Jepsen-lite: gndp/settings.py keeps connections open for 60 s
-(`conn_max_age=60`), but under ASGI every request runs in a thread of its own, so every
-request leaves its connection behind until the garbage collector happens upon it. Eight
-clients against one uvicorn process hold dozens of connections, and a little more load
-exhausts PostgreSQL's max_connections (100) with "sorry, too many clients already": 500s
-for this app and for everything else on that server. Django's documentation: "When using
-ASGI, persistent connections should be disabled."
+Under ASGI every request runs in a thread of its own, so persistent connections
+(`CONN_MAX_AGE > 0`) leave one connection behind per request thread until the garbage
+collector happens upon it: eight clients against one uvicorn process held dozens, and a
+little more load exhausted PostgreSQL's max_connections with "sorry, too many clients
+already", 500s for this app and for everything else on that server. The settings turn
+persistent connections off and bound each process with psycopg's pool; this test fails
+with `conn_max_age=60` put back.
 
 So that the drill cannot starve other databases on the same PostgreSQL, the server connects
 as a role of its own with a CONNECTION LIMIT; the leak then meets that limit instead.
@@ -52,10 +52,6 @@ def limited_role(cluster) -> str:
     return cluster.database_url.replace("postgres://postgres@", f"postgres://{role}@")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: gndp/settings.py sets conn_max_age=60 under ASGI; each request thread keeps its own "
-    "connection, so a few concurrent clients exhaust the database's connections (500s). "
-    "Fix: conn_max_age=0 (or psycopg's pool: OPTIONS['pool'])"))
 def test_r4b_concurrent_clients_stay_within_a_connection_budget(cluster, publish, rel_clerk):
     publish(journeys.FLOW)
     server = cluster.server("r4b", redis=False, eager=True, DATABASE_URL=limited_role(cluster)).wait_ready()

@@ -35,9 +35,6 @@ on a slow or busy machine: the run then stops early, with every fault still inje
 faults are placed by the share of operations or of the cap, whichever is further, and must
 still reach 500 operations); JEPSEN_SEED sets the random seed, JEPSEN_REPORT names a file
 for the run's numbers (JSON).
-The servers run with the ASGI connection-leak fix applied from outside
-(tests/reliability/settings_asgi_fixed.py, see test_connection_budget.py);
-JEPSEN_SHIPPED_SETTINGS=1 runs them on gndp.settings as shipped.
 """
 
 from __future__ import annotations
@@ -477,8 +474,6 @@ def test_c6_jepsen_lite_history_keeps_the_invariants_under_faults(cluster, publi
     apis = [make_api(name, roles, superuser=name == "j-admin") for name, roles in users]
     cluster.start_redis()
     settings_env = {"DEBUG": "0"}  # as in production: no query log kept per request
-    if os.environ.get("JEPSEN_SHIPPED_SETTINGS") != "1":
-        settings_env["DJANGO_SETTINGS_MODULE"] = "tests.reliability.settings_asgi_fixed"
     servers = [cluster.server(f"c6-server-{i}", **settings_env) for i in range(2)]
     workers = [cluster.worker(f"c6-worker-{i}") for i in range(2)]
     [p.wait_ready() for p in servers + workers]
