@@ -1,6 +1,6 @@
 """Monitoring reads and the SLA sweep at production size, on a database of their own.
 
-    .venv/bin/python bench/monitoring.py [--keep]
+    .venv/bin/python bench/monitoring.py [--keep] [--active N] [--events N]
 
 Creates the PostgreSQL database `gndp_bench_monitoring` (dropped again at the end unless
 --keep), seeds 10,000 active processes with 100,000 open tasks (1,000 of them past their
@@ -8,6 +8,9 @@ due date), some 17,000 completed processes, and 1,000,000 events with COPY, then
 ONE JSON line: each monitoring endpoint's p50/p95 in milliseconds as an administrator (who
 sees everything) and as a manager (team scope), the /metrics scrape, and the time of one
 SLA sweep over the 100,000 open tasks (1,000 warnings due) and of one with 100 escalations.
+It also times the dashboard page (`/dashboard/`) and the partial refresh a completion
+makes it ask for; those are reported, not held to the endpoints' target. --active and
+--events seed fewer (or more) processes and events, for a quicker run.
 
 The server is taken from BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432).
 """
@@ -223,13 +226,13 @@ def endpoint_urlconf() -> str | None:
         return "tests.monitoring.urls"  # until gndp.urls includes the monitoring URLs
 
 
-def timings(client, path: str) -> dict:
+def timings(client, path: str, headers: dict | None = None) -> dict:
     for _ in range(3):
-        assert client.get(path).status_code == 200, path
+        assert client.get(path, headers=headers).status_code == 200, path
     samples = []
     for _ in range(REQUESTS):
         began = time.perf_counter()
-        response = client.get(path)
+        response = client.get(path, headers=headers)
         samples.append((time.perf_counter() - began) * 1000)
         assert response.status_code == 200, (path, response.status_code)
     ordered = sorted(samples)
@@ -255,6 +258,24 @@ def measure_endpoints(admin, manager) -> dict:
                 results[f"{who} {path.removeprefix('/api/monitoring/')}"] = timings(client, path)
         exposition.CACHE_SECONDS = 0  # measure the computation, not the cache
         results["metrics exposition"] = timings(client_for(admin), "/metrics")
+    return results
+
+
+# What a live dashboard fetches after a task completes: every part but the timeline.
+DASHBOARD_REFRESH = "/dashboard/?parts=cards,processes,queues,workload,trend,sla,bottlenecks"
+
+
+def measure_pages(admin, manager) -> dict:
+    """The dashboard page as a browser first loads it, and its refresh after a completion
+    (htmx's request, answered with the parts alone)."""
+    from django.test import Client
+
+    results = {}
+    for who, user in (("admin", admin), ("manager", manager)):
+        client = Client()
+        client.force_login(user)
+        results[f"{who} dashboard page"] = timings(client, "/dashboard/")
+        results[f"{who} dashboard refresh"] = timings(client, DASHBOARD_REFRESH, headers={"HX-Request": "true"})
     return results
 
 
@@ -288,8 +309,24 @@ def measure_sweeps(now) -> dict:
     }
 
 
+def parse_arguments():
+    """--active and --events change the seeded sizes (the defaults are the targets' sizes)."""
+    import argparse
+
+    global ACTIVE, EVENTS
+    parser = argparse.ArgumentParser(description="Monitoring reads and the SLA sweep at size.")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--active", type=int, default=ACTIVE, help=f"active processes (default {ACTIVE:,})")
+    parser.add_argument("--events", type=int, default=EVENTS, help=f"events in the log (default {EVENTS:,})")
+    arguments = parser.parse_args()
+    ACTIVE, EVENTS = arguments.active, arguments.events
+    if ACTIVE * STEPS < 2 * DUE_WARNINGS or EVENTS < 4 * ACTIVE * STEPS:
+        parser.error(f"--active must be at least {2 * DUE_WARNINGS // STEPS}, and --events at least 4 x 10 x --active")
+    return arguments
+
+
 def main() -> None:
-    keep = "--keep" in sys.argv
+    keep = parse_arguments().keep
     recreate_database()
     import django
 
@@ -312,11 +349,12 @@ def main() -> None:
         seed_seconds = time.perf_counter() - began
         load_before = os.getloadavg()[0]  # other work on the machine skews every figure
         endpoints = measure_endpoints(admin, managers[0])
+        pages = measure_pages(admin, managers[0])
         sweeps = measure_sweeps(timezone.now())
         worst = max(value["p95_ms"] for key, value in endpoints.items() if key != "metrics exposition")
         print(json.dumps({
             "benchmark": "monitoring", "database": connection.vendor, **counts, "seed_s": round(seed_seconds, 1),
-            "endpoints": endpoints, "worst_endpoint_p95_ms": worst, **sweeps,
+            "endpoints": endpoints, "worst_endpoint_p95_ms": worst, "pages": pages, **sweeps,
             "targets_met": worst < 200 and sweeps["sweep_s"] < 1.0,
             "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)], "cpus": os.cpu_count(),
         }))

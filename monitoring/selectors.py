@@ -680,21 +680,79 @@ def metric_cards(scope: Scope, filters: Filters) -> dict:
             "sla_percent_within_target": sla_summary(scope, filters)["percent_within_target"]}
 
 
-def dashboard(scope: Scope, filters: Filters, *, processes_limit: int = 50) -> dict:
-    """Everything the dashboard page shows, for one caller, filter and window."""
-    page, total = active_processes(scope, filters, limit=processes_limit)
-    return {
+DASHBOARD_PARTS = ("cards", "processes", "timeline", "queues", "workload", "trend", "sla", "bottlenecks")
+
+
+def sees_dashboard(user) -> bool:
+    """Whether `scope_for` lets this user in (superusers, administrators with
+    `view_all_processes`, managers); remembered on the user object for the request."""
+    if not user.is_authenticated:
+        return False
+    cached = getattr(user, "_sees_dashboard", None)
+    if cached is None:
+        cached = (sees_everything(user, "processes.view_all_processes")
+                  or Profile.objects.filter(manager=user).exists())
+        user._sees_dashboard = cached
+    return cached
+
+
+def journey_choices() -> list[dict]:
+    """The journeys of the latest published versions and their phases, for the journey
+    filter: [{"id", "name", "phases": [{"id", "name"}]}], in id order."""
+    latest: dict[str, WorkflowVersion] = {}
+    for version in WorkflowVersion.objects.only("pk", "journey_id", "number", "name").order_by("journey_id", "number"):
+        latest[version.journey_id] = version
+    return [{"id": journey_id, "name": version.name,
+             "phases": [{"id": phase["id"], "name": phase.get("name") or phase["id"]}
+                        for phase in versions.definition_of(version.pk).get("phases", [])]}
+            for journey_id, version in latest.items()]
+
+
+def _default_timeline_process(scope: Scope, filters: Filters, health: str | None,
+                              page: list[dict] | None) -> int | None:
+    """The most urgent open process (the first row of the table), when none is chosen."""
+    if page is not None:
+        return page[0]["id"] if page else None
+    return active_process_queryset(scope, filters, health=health).values_list("pk", flat=True).first()
+
+
+def dashboard(scope: Scope, filters: Filters, *, parts: Iterable[str] | None = None, health: str | None = None,
+              process_id: Any = None, processes_limit: int = 50) -> dict:
+    """What the dashboard page shows, for one caller, filter and window: every part, or
+    only `parts` (a live refresh asks for those an event touched). The timeline is that of
+    `process_id`, or of the most urgent open process; a process outside the caller's scope
+    is NotFound. `health` narrows the processes table only."""
+    wanted = set(DASHBOARD_PARTS if parts is None else parts) & set(DASHBOARD_PARTS)
+    result: dict[str, Any] = {
+        "parts": [part for part in DASHBOARD_PARTS if part in wanted],
         "scope": "all" if scope.everything else "team",
         "journey_id": filters.journey_id,
         "window_seconds": filters.window.total_seconds(),
+        "health": health,
         "now": filters.now,
-        "cards": metric_cards(scope, filters),
-        "active_processes": page,
-        "active_total": total,
-        "queue_by_role": queue_by_role(scope, filters),
-        "workload": workload_by_user(scope, filters),
-        "sla_compliance": sla_compliance(scope, filters),
-        "sla_series": sla_compliance_series(scope, filters),
-        "throughput": throughput_per_day(filters.processes(scope.processes()), filters),
-        "bottlenecks": bottlenecks(scope, filters, limit=10),
     }
+    page = None
+    if "cards" in wanted:
+        result["cards"] = metric_cards(scope, filters)
+    if "processes" in wanted:
+        page, result["active_total"] = active_processes(scope, filters, health=health, limit=processes_limit)
+        result["active_processes"] = page
+    if "timeline" in wanted:
+        chosen = process_id if process_id not in (None, "") else _default_timeline_process(scope, filters, health, page)
+        result["timeline"] = process_timeline(scope, chosen, now=filters.now) if chosen is not None else None
+    if "queues" in wanted:
+        result["queue_by_role"] = queue_by_role(scope, filters)
+    if "workload" in wanted:
+        result["workload"] = workload_by_user(scope, filters)
+    if "trend" in wanted:
+        throughput = result["throughput"] = throughput_per_day(filters.processes(scope.processes()), filters)
+        series = result["sla_series"] = sla_compliance_series(scope, filters)
+        # Both are per day of the same window, in the same order.
+        result["trend"] = [{**day, "steps_with_target": sla_day["completed"],
+                            "percent_within_target": sla_day["percent_within_target"]}
+                           for day, sla_day in zip(throughput, series)]
+    if "sla" in wanted:
+        result["sla_compliance"] = sla_compliance(scope, filters)
+    if "bottlenecks" in wanted:
+        result["bottlenecks"] = bottlenecks(scope, filters, limit=10)
+    return result

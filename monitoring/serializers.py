@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from processes.engine.durations import parse_duration
 
-from .selectors import HEALTH_STATES
+from .selectors import DASHBOARD_PARTS, HEALTH_STATES
 
 MAX_WINDOW = timedelta(days=366)
 MIN_WINDOW = timedelta(minutes=1)
@@ -61,6 +61,22 @@ class ActiveProcessesQuerySerializer(MonitoringQuerySerializer):
 
 class BottlenecksQuerySerializer(MonitoringQuerySerializer):
     limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=200)
+
+
+class DashboardQuerySerializer(MonitoringQuerySerializer):
+    """The dashboard page's query: the filters, the table's status, the process whose
+    timeline is shown, and (for a live refresh) the parts to render."""
+
+    status = serializers.ChoiceField(choices=HEALTH_STATES, required=False)
+    process = serializers.IntegerField(required=False, min_value=1)
+    parts = serializers.CharField(required=False, max_length=200)
+
+    def validate_parts(self, value: str) -> list[str]:
+        parts = [part for part in value.split(",") if part]
+        unknown = sorted(set(parts) - set(DASHBOARD_PARTS))
+        if unknown:
+            raise serializers.ValidationError(f"unknown parts: {', '.join(unknown)}")
+        return parts
 
 
 # --- responses -----------------------------------------------------------------------------------

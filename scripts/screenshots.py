@@ -60,6 +60,59 @@ for n, steps in enumerate([12, 7, 3, 0, 16]):
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
 
 
+def spread_over_days(env: dict) -> None:
+    """Before the dashboard is shot: the demo loans were worked through in a second, so give
+    their steps the days a real team takes (each step some share of its SLA target, parallel
+    steps side by side, every step after the ones it waited for), and suspend the loan that
+    has not started, so that the timeline, the SLA chart and the status colours show a
+    working week. Touches tasks and processes only, never the event log."""
+    code = """
+import django; django.setup()
+import random
+from datetime import timedelta
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from processes.models import ProcessInstance
+from processes.services import suspend_process
+from tasks.models import TaskInstance
+random.seed(11)
+now = timezone.now()
+for index, process in enumerate(ProcessInstance.objects.order_by("pk")):
+    tasks = list(TaskInstance.objects.filter(process=process).order_by("created_at", "pk"))
+    done, moved, start = [], [], timedelta(0)
+    for task in tasks:
+        created = max([new for old, new in done if old <= task.created_at], default=start)
+        target = task.due_date - task.created_at if task.due_date else None
+        escalation = task.escalate_at - task.created_at if task.escalate_at else None
+        if task.kind == "system":
+            took = timedelta(seconds=random.uniform(2, 30))
+        elif target:
+            took = target * random.uniform(0.2, 1.35)
+        else:
+            took = timedelta(hours=random.uniform(0.5, 6))
+        moved.append((task, created, took, target, escalation))
+        if task.completed_at:
+            done.append((task.completed_at, created + took))
+    last = max([new for _, new in done], default=start)
+    # The latest completion some hours ago; the third loan has waited past its step's target.
+    shift = now - timedelta(hours=(2, 7, 80, 1, 26)[index % 5]) - last
+    ProcessInstance.objects.filter(pk=process.pk).update(started_at=start + shift - timedelta(minutes=20))
+    for task, created, took, target, escalation in moved:
+        fields = {"created_at": created + shift, "due_date": created + shift + target if target else None,
+                  "escalate_at": created + shift + escalation if escalation else None}
+        if task.completed_at:
+            fields.update(started_at=created + shift + took * random.uniform(0.05, 0.4), completed_at=created + shift + took)
+        elif task.started_at:
+            fields.update(started_at=created + shift + timedelta(minutes=10))
+        TaskInstance.objects.filter(pk=task.pk).update(**fields)
+idle = ProcessInstance.objects.filter(status="running", tasks__status="completed").values("pk")
+waiting = ProcessInstance.objects.filter(status="running").exclude(pk__in=idle).order_by("pk").first()
+if waiting:
+    suspend_process(waiting.pk, user=get_user_model().objects.get(username="admin"))
+"""
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -83,7 +136,7 @@ def main() -> None:
                 time.sleep(0.2)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            shoot(browser, base)
+            shoot(browser, base, env)
             browser.close()
     finally:
         server.terminate()
@@ -91,7 +144,7 @@ def main() -> None:
     print(f"screenshots written to {OUT.relative_to(ROOT)}/")
 
 
-def shoot(browser, base: str) -> None:
+def shoot(browser, base: str, env: dict) -> None:
     def page_as(username: str):
         page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
         page.goto(base + "/accounts/login/")
@@ -121,8 +174,9 @@ def shoot(browser, base: str) -> None:
     olivia.click("button:has-text('Simulate')")
     olivia.wait_for_timeout(800)
     olivia.screenshot(path=OUT / "simulation.png", full_page=True)
+    spread_over_days(env)
     manager = page_as("manager")
-    if manager.goto(base + "/dashboard/").status == 200:
+    if manager.goto(base + "/dashboard/?process=1").status == 200:
         manager.wait_for_timeout(1200)
         manager.screenshot(path=OUT / "dashboard.png", full_page=True)
 
