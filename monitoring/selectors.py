@@ -324,8 +324,11 @@ def _process_row(process: ProcessInstance, context: _RowContext) -> dict:
         "age_seconds": round((now - process.started_at).total_seconds(), 1),
         "paused_seconds": round(paused, 1),
         "target_at": target_at,
-        # The whole-process target is a prediction flag (journey-format.md), not a status.
-        "at_risk": bool(target_at and process.status in ACTIVE_STATUSES and now > target_at),
+        "predicted_finish": process.predicted_finish,
+        # The whole-process target is a prediction flag (journey-format.md), not a status: set
+        # when the process is already past it, or predicted to finish after it.
+        "at_risk": bool(process.status in ACTIVE_STATUSES
+                        and ((target_at and now > target_at) or process.at_risk)),
     }
 
 
@@ -680,7 +683,7 @@ def metric_cards(scope: Scope, filters: Filters) -> dict:
             "sla_percent_within_target": sla_summary(scope, filters)["percent_within_target"]}
 
 
-DASHBOARD_PARTS = ("cards", "processes", "timeline", "queues", "workload", "trend", "sla", "bottlenecks")
+DASHBOARD_PARTS = ("cards", "processes", "timeline", "queues", "workload", "trend", "sla", "bottlenecks", "graph")
 
 
 def sees_dashboard(user) -> bool:
@@ -755,4 +758,25 @@ def dashboard(scope: Scope, filters: Filters, *, parts: Iterable[str] | None = N
         result["sla_compliance"] = sla_compliance(scope, filters)
     if "bottlenecks" in wanted:
         result["bottlenecks"] = bottlenecks(scope, filters, limit=10)
+    if "graph" in wanted:
+        result["graph"] = graph_analytics(scope, filters)
     return result
+
+
+def graph_analytics(scope: Scope, filters: Filters, *, limit: int = 8) -> dict:
+    """Where running processes wait now and the most travelled step pairs of the window:
+    answered by the graph store (Cypher over the runtime mirror) when Neo4j is configured,
+    by SQL otherwise, with the same rows."""
+    from processes.graph import analytics
+
+    processes = None if scope.everything and not filters.journey_id else filters.processes(scope.processes())
+    hotspots = analytics.waiting_hotspots(limit, processes=processes)
+    paths = analytics.travelled_paths(filters.since, filters.now, limit, processes=processes)
+    most_waiting = max((row["processes"] for row in hotspots.rows), default=0)
+    most_travelled = max((row["travelled"] for row in paths.rows), default=0)
+    return {
+        "computed_in": hotspots.computed_in,
+        "hotspots": [{**row, "share": row["processes"] / most_waiting if most_waiting else 0}
+                     for row in hotspots.rows],
+        "paths": [{**row, "share": row["travelled"] / most_travelled if most_travelled else 0} for row in paths.rows],
+    }

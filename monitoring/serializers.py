@@ -97,7 +97,8 @@ class ActiveProcessSerializer(serializers.Serializer):
     age_seconds = serializers.FloatField()
     paused_seconds = serializers.FloatField()
     target_at = serializers.DateTimeField(allow_null=True)
-    at_risk = serializers.BooleanField()
+    predicted_finish = serializers.DateTimeField(allow_null=True, help_text="from the periodic prediction")
+    at_risk = serializers.BooleanField(help_text="past the journey's target, or predicted to finish after it")
 
 
 class ThroughputDaySerializer(serializers.Serializer):

@@ -7,8 +7,8 @@
 window.GNDP = window.GNDP || {};
 
 (function () {
-  const ALL = ["cards", "processes", "timeline", "queues", "workload", "trend", "sla", "bottlenecks"];
-  const TASK_PARTS = ["cards", "processes", "queues", "workload", "bottlenecks"];
+  const ALL = ["cards", "processes", "timeline", "queues", "workload", "trend", "sla", "bottlenecks", "graph"];
+  const TASK_PARTS = ["cards", "processes", "queues", "workload", "bottlenecks", "graph"];
   const QUIET_MS = 400;       // wait for a burst (one completion is several events) to end
   const MAX_WAIT_MS = 2500;   // but never longer than this under a steady stream,
   const MIN_GAP_MS = 2000;    // and leave the server this long between two refreshes

@@ -271,3 +271,28 @@ def test_durations_read_as_the_two_largest_units(seconds, text):
 
 def test_shares_of_a_target_are_percentages():
     assert [share(None), share(0), share(0.004), share(1.25)] == ["—", "0%", "<1%", "125%"]
+
+
+# --- prediction and the graph ---------------------------------------------------------------------
+
+def test_a_process_predicted_to_finish_late_is_flagged_at_risk_with_its_predicted_finish(world):
+    team_process, _ = world["team"]
+    finish = timezone.now() + timedelta(days=3)
+    ProcessInstance.objects.filter(pk=team_process.pk).update(predicted_finish=finish, at_risk=True)
+
+    html = client_for(world["mona"]).get("/dashboard/").content.decode()
+
+    row = re.search(rf'data-process-id="{team_process.pk}">(.*?)</tr>', html, re.S).group(1)
+    assert "At risk" in row and "ends ~" in row
+
+
+def test_the_graph_part_shows_where_the_teams_processes_wait(world):
+    team_process, team_task = world["team"]
+
+    html = client_for(world["mona"]).get("/dashboard/").content.decode()
+
+    section = re.search(r'<section id="dash-graph".*?</section>', html, re.S).group(0)
+    assert f'data-hotspot="{team_task.atom_id}"' in section
+    assert 'data-computed-in="sql"' in section
+    waiting = re.search(rf'data-hotspot="{team_task.atom_id}">.*?<td class="num">(\d+)</td>', section, re.S).group(1)
+    assert waiting == "1"  # the team's one process, not olga's
