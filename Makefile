@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 
-.PHONY: setup run test bench screenshots clean
+.PHONY: setup run test bench bench-peers screenshots clean
 
 setup: $(VENV)/.installed static/vendor/.installed
 
@@ -26,6 +26,11 @@ test: setup
 
 bench: setup
 	scripts/bench.sh
+
+# Only the side-by-side comparison; ARGS raise the sizes: make bench-peers ARGS="--instances 1000 --rounds 3"
+bench-peers: setup
+	scripts/services.sh
+	$(BIN)/python bench/peers/run.py $(ARGS)
 
 screenshots: setup
 	$(BIN)/python scripts/screenshots.py

@@ -24,3 +24,8 @@ FALKORDB_DIR=var/falkordb-bench scripts/falkordb.sh stop; unset NEO4J_URI
 DB=gndp_bench_api
 BENCH_API_DB=$DB DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL="redis://127.0.0.1:6379/14" \
     .venv/bin/python bench/api.py
+
+# Side by side with Viewflow and SpiffWorkflow on the same journey (bench/peers/). Their
+# virtualenvs live under var/peers/ and are installed from PyPI on first use; a peer that
+# cannot be installed is reported as skipped in the JSON line, and `make bench` goes on.
+.venv/bin/python bench/peers/run.py
