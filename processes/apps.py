@@ -6,6 +6,6 @@ class ProcessesConfig(AppConfig):
     verbose_name = "Processes"
 
     def ready(self) -> None:
-        from . import handlers
+        from . import checks, handlers  # noqa: F401  (checks registers the security checks)
 
         handlers.load_handler_modules()

@@ -81,8 +81,18 @@ MASK = "••••••"
 
 def masked_context(process: ProcessInstance) -> list[tuple[str, Any]]:
     """The context as pages show it: sensitive fields (PII) masked."""
-    sensitive = versions.get_blueprint(process.version_id, process.workflow_id).sensitive_fields
-    return [(key, MASK if key in sensitive else value) for key, value in sorted(process.context.items())]
+    return _masked(process, process.context)
+
+
+def masked_result(task) -> list[tuple[str, Any]]:
+    """A task's result as pages show it: sensitive fields (PII) masked."""
+    return _masked(task.process, task.result) if isinstance(task.result, dict) else []
+
+
+def _masked(process: ProcessInstance, data: dict[str, Any]) -> list[tuple[str, Any]]:
+    # The whole journey's sensitive keys: a process of a phase may hold keys of other phases.
+    hidden = versions.get_blueprint(process.version_id, process.journey_id).sensitive_fields
+    return [(key, MASK if key in hidden else value) for key, value in sorted(data.items())]
 
 
 def timeline(process: ProcessInstance) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from processes import versions
-from processes.selectors import masked_context
+from processes.selectors import masked_context, masked_result
 from processes.errors import InvalidInput, ServiceError
 from processes.models import WorkflowVersion
 
@@ -67,7 +67,7 @@ def task_detail(request, task_id: int):
     status = 400 if request.method == "POST" and not request.htmx else 200
     return render(request, "tasks/task_detail.html", {
         "task": task, "atom": atom, "form": form, "process": task.process,
-        "context_items": masked_context(task.process),
+        "context_items": masked_context(task.process), "result_items": masked_result(task),
     }, status=status)
 
 

@@ -106,6 +106,18 @@ class Blueprint:
             keys.update(field.name for field in atom.form if field.sensitive)
         return frozenset(keys)
 
+    @cached_property
+    def encrypted_paths(self) -> tuple[str, ...]:
+        """Context paths stored encrypted: the journey's `sensitive` paths and the sensitive
+        form fields (top-level keys), shallowest first, none below another one."""
+        names = [field.name for atom in self.atoms.values() for field in atom.form if field.sensitive]
+        paths = sorted(set(self.sensitive_paths) | set(names), key=lambda path: (path.count("."), path))
+        kept: list[str] = []
+        for path in paths:
+            if not any(path.startswith(parent + ".") for parent in kept):
+                kept.append(path)
+        return tuple(kept)
+
 
 def _group(atoms: Iterable[str], edges: Iterable[Edge], key) -> dict[str, tuple[Edge, ...]]:
     grouped: dict[str, list[Edge]] = {atom_id: [] for atom_id in atoms}

@@ -1,0 +1,29 @@
+"""System checks for the security settings of this project (`manage.py check --deploy`)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+
+@checks.register(checks.Tags.security)
+def field_keys_valid(app_configs, **kwargs):
+    from . import sensitive
+
+    try:
+        sensitive.keyring()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="gndp.E001")]
+    return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def field_keys_set(app_configs, **kwargs):
+    if settings.GNDP_FIELD_KEYS:
+        return []
+    return [checks.Warning(
+        "GNDP_FIELD_KEYS is not set: sensitive fields are encrypted with a key derived from SECRET_KEY.",
+        hint="Set GNDP_FIELD_KEYS to one or more Fernet keys (newest first), kept outside the database.",
+        id="gndp.W001",
+    )]
