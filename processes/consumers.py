@@ -58,6 +58,10 @@ class InboxConsumer(EventConsumer):
         roles = await database_sync_to_async(roles_of)(user)
         return [live.inbox_group(user.pk), *(live.role_group(role) for role in roles)]
 
+    async def notification_message(self, message) -> None:
+        """The caller's own new notifications (the bell): sent to its inbox group only."""
+        await self.send_json(message["notification"])
+
 
 class ProcessConsumer(EventConsumer):
     """`/ws/processes/{id}/`: one process the caller may see."""

@@ -4,6 +4,7 @@
 window.GNDP = window.GNDP || {};
 
 GNDP.live = function (path, regionId) {
+  (GNDP.livePaths = GNDP.livePaths || []).push(path);  // the bell reuses an open /ws/inbox/
   const status = document.querySelector("[data-live-status]");
   let delay = 500;
   let refreshTimer = null;
@@ -27,6 +28,7 @@ GNDP.live = function (path, regionId) {
     socket.onmessage = (message) => {
       const event = JSON.parse(message.data);
       document.dispatchEvent(new CustomEvent("gndp:event", { detail: event }));
+      if (event.type === "notification.created") return;  // the bell's, not the page's
       refresh();
     };
     socket.onclose = (closed) => {

@@ -1,0 +1,196 @@
+"""From committed events to notifications: who is told, of what, once.
+
+Rules, for every kind:
+
+- the recipient must be able to see the process (`tasks.access.visible_processes`) when the
+  notification is made; a mention on a task's comment also reaches someone who sees only
+  the task. The one exception is the person a task was just taken from (reassigned or
+  escalated away): the event itself shows they held the task until that moment, and the
+  notification names the task and links to their inbox, nothing more;
+- nobody is told of what they did to themselves (their own claim, handing their own task
+  on, mentioning themselves); a process's outcome is told to its initiator in any case;
+- the person's preferences pick the channels; a kind with no channel is not notified;
+- delivery is once per event: a `DeliveredEvent` row is written in the same transaction as
+  the notifications, so the after-commit hand-off and the relay never both deliver.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterable
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.urls import reverse
+
+from processes.models import DiscussionEventType, EventType, ProcessEvent, ProcessInstance
+from tasks.access import visible_processes, visible_tasks
+from tasks.models import TaskInstance
+
+from .kinds import NOTIFYING_EVENTS, Channel, Kind
+from .models import DeliveredEvent, EmailStatus, Notification
+from .selectors import preferences_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Draft:
+    recipient_id: int
+    kind: str
+
+
+def drafts_for(event: ProcessEvent, process: ProcessInstance) -> list[Draft]:
+    """Who this event concerns and as what, before visibility and preferences."""
+    payload = event.payload or {}
+    drafts: list[Draft] = []
+
+    def add(user_id, kind: str, *, own_action_too: bool = False) -> None:
+        if not user_id:
+            return
+        user_id = int(user_id)
+        if not own_action_too and user_id == event.user_id:
+            return
+        if all(draft.recipient_id != user_id for draft in drafts):
+            drafts.append(Draft(user_id, kind))
+
+    new, previous = payload.get("assigned_to_id"), payload.get("previous_assignee_id")
+    if event.type == EventType.TASK_ASSIGNED:
+        add(new, Kind.TASK_ASSIGNED)
+    elif event.type == EventType.TASK_REASSIGNED:
+        add(new, Kind.TASK_ASSIGNED)
+        if previous != new:
+            add(previous, Kind.TASK_REASSIGNED_AWAY)
+    elif event.type == EventType.TASK_ESCALATED:
+        add(new, Kind.TASK_ESCALATED)
+        if previous != new:
+            add(previous, Kind.TASK_REASSIGNED_AWAY)
+    elif event.type == EventType.SLA_WARNING:
+        add(new, Kind.SLA_WARNING, own_action_too=True)
+    elif event.type == EventType.PROCESS_COMPLETED:
+        add(process.started_by_id, Kind.PROCESS_COMPLETED, own_action_too=True)
+    elif event.type == EventType.PROCESS_FAILED:
+        add(process.started_by_id, Kind.PROCESS_FAILED, own_action_too=True)
+    elif event.type == DiscussionEventType.COMMENT_ADDED:
+        for user_id in payload.get("mentioned_ids") or ():
+            add(user_id, Kind.MENTIONED)
+    return drafts
+
+
+def may_know(user, event: ProcessEvent, kind: str) -> bool:
+    if not user.is_active:
+        return False
+    if kind == Kind.TASK_REASSIGNED_AWAY and (event.payload or {}).get("previous_assignee_id") == user.pk:
+        return True
+    if visible_processes(user).filter(pk=event.process_id).exists():
+        return True
+    return bool(kind == Kind.MENTIONED and event.task_id
+                and visible_tasks(user).filter(pk=event.task_id).exists())
+
+
+def _quoted(name: str) -> str:
+    return f"“{name}”"
+
+
+def compose(kind: str, event: ProcessEvent, process: ProcessInstance, task: TaskInstance | None,
+            recipient=None) -> tuple[str, str, str]:
+    """(title, body, url) as the bell, the page and the email show them."""
+    payload = event.payload or {}
+    actor = event.username or "the engine"
+    what = f"process #{process.pk} ({process.workflow_id})"
+    task_name = _quoted(task.name) if task is not None else "a task"
+    task_url = reverse("task-page", args=[task.pk]) if task is not None else reverse("inbox")
+    process_url = reverse("process-page", args=[process.pk])
+    if kind == Kind.TASK_ASSIGNED:
+        if event.type == EventType.TASK_REASSIGNED:
+            return f"{actor} reassigned {task_name} to you", f"In {what}.", task_url
+        return f"{task_name} was assigned to you", f"In {what}.", task_url
+    if kind == Kind.TASK_REASSIGNED_AWAY:
+        verb = "escalated" if event.type == EventType.TASK_ESCALATED else "reassigned"
+        by = "" if payload.get("automatic") or not event.username else f" by {event.username}"
+        return (f"{task_name} was {verb} to {payload.get('assigned_to') or 'someone else'}{by}",
+                f"It is no longer in your inbox ({what}).", reverse("inbox"))
+    if kind == Kind.TASK_ESCALATED:
+        why = "its escalation time passed" if payload.get("automatic") else f"{actor} escalated it"
+        return f"{task_name} was escalated to you", f"{why[0].upper()}{why[1:]} ({what}).", task_url
+    if kind == Kind.SLA_WARNING:
+        return f"{task_name} is past its due time", f"It was due at {payload.get('deadline', '?')} ({what}).", task_url
+    if kind == Kind.PROCESS_COMPLETED:
+        return f"Process #{process.pk} completed", f"{process.workflow_id} finished.", process_url
+    if kind == Kind.PROCESS_FAILED:
+        error = str(payload.get("error") or process.failure or "")[:300]
+        return f"Process #{process.pk} failed", f"{process.workflow_id}: {error}".strip(), process_url
+    if kind == Kind.MENTIONED:
+        from collaboration.models import Comment
+
+        comment = Comment.objects.filter(pk=payload.get("comment_id")).first()
+        where = f"on {task_name}" if event.task_id else f"on process #{process.pk}"
+        # Someone who sees the process but not the task reads the comment on the process page.
+        on_task = task is not None and (recipient is None or visible_tasks(recipient).filter(pk=task.pk).exists())
+        url = (task_url if on_task else process_url) + (f"#comment-{comment.pk}" if comment else "")
+        return f"{actor} mentioned you {where}", comment.excerpt() if comment else "", url
+    raise ValueError(f"unknown notification kind {kind!r}")
+
+
+def build(event: ProcessEvent) -> list[Notification]:
+    """The notifications one event makes (unsaved)."""
+    process = ProcessInstance.objects.select_related("started_by").get(pk=event.process_id)
+    drafts = drafts_for(event, process)
+    if not drafts:
+        return []
+    users = get_user_model().objects.in_bulk([draft.recipient_id for draft in drafts])
+    task = TaskInstance.objects.filter(pk=event.task_id).first() if event.task_id else None
+    notifications = []
+    for draft in drafts:
+        user = users.get(draft.recipient_id)
+        if user is None or not may_know(user, event, draft.kind):
+            continue
+        channels = preferences_for(user).channels_for(draft.kind)
+        if not channels:
+            continue
+        wants_email = Channel.EMAIL in channels and bool(user.email)
+        if Channel.IN_APP not in channels and not wants_email:
+            continue  # by email only, and no address to send it to
+        title, body, url = compose(draft.kind, event, process, task, user)
+        notifications.append(Notification(
+            recipient=user, kind=draft.kind, event_id=event.pk, process_id=process.pk, task_id=event.task_id,
+            actor=event.username, title=title[:300], body=body, url=url, in_app=Channel.IN_APP in channels,
+            email_status=EmailStatus.PENDING if wants_email else EmailStatus.NONE,
+        ))
+    return notifications
+
+
+def deliver(event_ids: Iterable[int]) -> list[Notification]:
+    """Notify for these committed events, each exactly once. Pushes the bells and hands the
+    emails to a worker after the commit. Safe to call again with the same ids."""
+    events = ProcessEvent.objects.filter(pk__in=list(event_ids), type__in=NOTIFYING_EVENTS).order_by("pk")
+    created: list[Notification] = []
+    for event in events:
+        with transaction.atomic():
+            _, first = DeliveredEvent.objects.get_or_create(event_id=event.pk)
+            if not first:
+                continue
+            notifications = build(event)
+            if notifications:
+                created += Notification.objects.bulk_create(notifications)
+    if created:
+        transaction.on_commit(lambda: after_delivery(created), robust=True)
+    return created
+
+
+def after_delivery(notifications: list[Notification]) -> None:
+    from . import live
+    from .tasks import send_notification_emails
+
+    live.push(notifications)
+    for user_id in sorted({n.recipient_id for n in notifications if n.email_status == EmailStatus.PENDING}):
+        try:
+            send_notification_emails.apply_async((user_id,), countdown=_email_delay(), retry=False)
+        except Exception:  # noqa: BLE001 - the periodic flush sends what is still pending
+            log.warning("could not hand notification emails of user %s to a worker", user_id, exc_info=True)
+
+
+def _email_delay() -> float:
+    return settings.GNDP_NOTIFICATION_EMAIL_DELAY

@@ -1,0 +1,66 @@
+"""The bell, live: new notifications pushed to their recipient's inbox WebSocket group.
+
+The message is not an Event: `{"type": "notification.created", "unread_count": n,
+"notifications": [...]}`. `processes.consumers.InboxConsumer.notification_message`
+forwards it; the page's bell sets its count from `unread_count`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db.models import Count
+
+from processes.live import inbox_group
+
+from .models import Notification
+
+log = logging.getLogger(__name__)
+
+MESSAGE_TYPE = "notification.created"
+
+
+def as_message(notification: Notification) -> dict:
+    return {
+        "id": notification.pk, "kind": notification.kind, "title": notification.title, "body": notification.body,
+        "url": notification.url, "process_id": notification.process_id, "task_id": notification.task_id,
+        "created_at": notification.created_at.isoformat() if notification.created_at else None,
+    }
+
+
+def push(notifications: list[Notification]) -> None:
+    """One message per recipient with its new in-app notifications and unread count. Best
+    effort: a broker outage costs the live bell only; the page reads the count on load."""
+    by_user: dict[int, list[Notification]] = defaultdict(list)
+    for notification in notifications:
+        if notification.in_app:
+            by_user[notification.recipient_id].append(notification)
+    if not by_user:
+        return
+    counts = dict(Notification.objects.filter(recipient_id__in=list(by_user), in_app=True, read_at__isnull=True)
+                  .order_by().values("recipient_id").annotate(n=Count("pk")).values_list("recipient_id", "n"))
+    pairs = [
+        (inbox_group(user_id), {"type": "notification.message", "notification": {
+            "type": MESSAGE_TYPE, "unread_count": counts.get(user_id, 0),
+            "notifications": [as_message(n) for n in items]}})
+        for user_id, items in by_user.items()
+    ]
+    send(pairs)
+
+
+def send(pairs: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(_send_all)(layer, pairs)
+    except Exception:  # noqa: BLE001 - live updates are best effort by design
+        log.warning("could not push %d notification messages", len(pairs), exc_info=True)
+
+
+async def _send_all(layer, pairs) -> None:
+    await asyncio.gather(*(layer.group_send(group, message) for group, message in pairs))

@@ -1,0 +1,96 @@
+"""Getting committed events to the delivery, at least once.
+
+The fast path: `processes.events.publish` calls `on_committed` after each commit, which
+hands the ids of the events that can notify anyone to a worker (`retry=False`: with the
+broker down the request does not wait; the relay catches up). With the in-memory channel
+layer (one process, the embedded default) it delivers right there instead, so that the
+live bell of this process's clients hears of it.
+
+The relay: a periodic job reads the event log past its cursor and delivers what has not
+been delivered. Event ids are taken at INSERT and become visible at COMMIT, so a hole in
+the ids may be a transaction still running: the cursor stops at a hole until it is older
+than `GRACE` (then it was a rollback). Delivery is once per event whoever comes first
+(`DeliveredEvent`), so the two paths overlapping changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db.models import Max
+from django.utils import timezone
+
+from processes.models import ProcessEvent
+
+from .delivery import deliver
+from .kinds import NOTIFYING_EVENTS
+from .models import DeliveredEvent, RelayCursor
+
+log = logging.getLogger(__name__)
+
+CURSOR = "notifications"
+GRACE = timedelta(seconds=60)
+BATCH = 5000
+KEEP_MARKERS = timedelta(days=1)
+
+
+def on_committed(events: list[ProcessEvent]) -> None:
+    ids = [event.pk for event in events if event.type in NOTIFYING_EVENTS and event.pk is not None]
+    if not ids:
+        return
+    if _in_memory_layer():
+        # The in-memory channel layer (the embedded default) reaches this process's sockets
+        # only: delivered by a worker, the bells would never hear of it.
+        try:
+            deliver(ids)
+        except Exception:  # noqa: BLE001 - the relay delivers what failed here
+            log.warning("could not deliver notifications for %d events", len(ids), exc_info=True)
+        return
+    from .tasks import deliver_events
+
+    try:
+        deliver_events.apply_async((ids,), retry=False)
+    except Exception:  # noqa: BLE001 - the relay delivers what the hand-off lost
+        log.warning("could not hand %d events to the notification worker", len(ids), exc_info=True)
+
+
+def _in_memory_layer() -> bool:
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+    return isinstance(get_channel_layer(), InMemoryChannelLayer)
+
+
+def settled(cursor: int, rows: list[tuple[int, datetime]], now: datetime, grace: timedelta = GRACE) -> int:
+    """The new cursor: past every id that follows without a hole, or after a hole that has
+    stayed open longer than `grace`."""
+    for event_id, at in rows:
+        if event_id != cursor + 1 and now - at < grace:
+            break
+        cursor = event_id
+    return cursor
+
+
+def relay(*, now: datetime | None = None, grace: timedelta = GRACE, batch: int = BATCH) -> int:
+    """Deliver the undelivered events past the cursor, move the cursor; returns how many
+    notifications were made. The first run starts at the end of the log."""
+    now = now or timezone.now()
+    cursor, _ = RelayCursor.objects.get_or_create(
+        name=CURSOR, defaults={"last_event_id": ProcessEvent.objects.aggregate(last=Max("pk"))["last"] or 0})
+    made = 0
+    start = cursor.last_event_id
+    while True:
+        rows = list(ProcessEvent.objects.filter(pk__gt=start).order_by("pk").values_list("pk", "type", "timestamp")[:batch])
+        wanted = [pk for pk, kind, _ in rows if kind in NOTIFYING_EVENTS]
+        done = set(DeliveredEvent.objects.filter(event_id__in=wanted).values_list("event_id", flat=True))
+        made += len(deliver([pk for pk in wanted if pk not in done]))
+        moved = settled(start, [(pk, at) for pk, _, at in rows], now, grace)
+        if moved > start:
+            RelayCursor.objects.filter(name=CURSOR, last_event_id__lt=moved).update(last_event_id=moved)
+        done_all = len(rows) < batch or moved == start
+        start = moved
+        if done_all:
+            break
+    # Below the cursor the relay never looks again: old markers there have done their job.
+    DeliveredEvent.objects.filter(event_id__lte=start, delivered_at__lt=now - KEEP_MARKERS).delete()
+    return made
