@@ -45,6 +45,10 @@ INSTALLED_APPS = [
     "processes",
     "tasks",
     "monitoring",
+    "notifications",
+    "collaboration",
+    "anomalies",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -55,6 +59,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The request's user scope for PostgreSQL row-level security, and the replica routing.
+    "gndp.rls.RowLevelSecurityMiddleware",
+    "gndp.db_router.ReplicaRoutingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -114,9 +121,27 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Role separation (processes.db_roles, `manage.py setup_db_roles`): with this set, `migrate`
+# connects as the owner role and the app (DATABASE_URL) as a role that owns nothing and may
+# not UPDATE, DELETE or TRUNCATE the audit table.
+DATABASE_OWNER_URL = os.environ.get("DATABASE_OWNER_URL", "")
+if DATABASE_URL and DATABASE_OWNER_URL:
+    DATABASES["owner"] = dj_database_url.parse(DATABASE_OWNER_URL, conn_max_age=0)
+# Row-level security (gndp.rls): each request's user, and the engine's scope in every
+# transaction, reach PostgreSQL as session settings the policies read.
+GNDP_RLS = env_bool("GNDP_RLS", True)
+# A read replica (gndp.db_router): monitoring and reporting reads of safe requests go there,
+# never inside a transaction nor after a write of the same request.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_URL and DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=0)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["gndp.db_router.ReplicaRouter"]
+GNDP_REPLICA_PATHS = env_list("GNDP_REPLICA_PATHS", "/api/monitoring/,/dashboard/,/metrics")
 
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend with a lockout after repeated failed sign-ins (gndp.login_throttle).
+    "gndp.login_throttle.ThrottledModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous sees nothing
@@ -182,6 +207,19 @@ CELERY_BEAT_SCHEDULE = {
     "sla-sweep": {"task": "monitoring.tasks.sweep_sla", "schedule": 5.0, "options": {"expires": 5.0}},
     "sync-journeys-from-graph": {"task": "processes.sync.sync_journeys_task", "schedule": 300.0,
                                  "options": {"expires": 240}},
+    # Notifications for committed events that the after-commit hand-off missed (a crash, a
+    # broker outage); delivery is once per event, so running it again changes nothing.
+    "relay-notifications": {"task": "notifications.tasks.relay_events", "schedule": 15.0,
+                            "options": {"expires": 15}},
+    # Emails held for quiet hours, or whose hand-off to a worker was lost.
+    "flush-notification-emails": {"task": "notifications.tasks.flush_pending_emails", "schedule": 60.0,
+                                  "options": {"expires": 60}},
+    "detect-anomalies": {"task": "anomalies.tasks.detect_anomalies",
+                         "schedule": float(os.environ.get("GNDP_ANOMALY_INTERVAL", "300")),
+                         "options": {"expires": 240}},
+    # Finished processes past their journey's retention lose their personal data.
+    "purge-expired-processes": {"task": "privacy.tasks.purge_expired_processes", "schedule": 3600.0,
+                                "options": {"expires": 3000}},
 }
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -204,10 +242,39 @@ GNDP_MIRROR_GAP_GRACE = float(os.environ.get("GNDP_MIRROR_GAP_GRACE", "10"))
 # Retry backoff for system handlers: attempt n waits base * 2**(n-1) seconds, capped.
 GNDP_RETRY_BACKOFF_BASE = float(os.environ.get("GNDP_RETRY_BACKOFF_BASE", "1.0"))
 GNDP_RETRY_BACKOFF_MAX = float(os.environ.get("GNDP_RETRY_BACKOFF_MAX", "60"))
+# Each event carries a SHA-256 chain over its process's history (`manage.py verify_audit`).
+GNDP_AUDIT_HASH_CHAIN = env_bool("GNDP_AUDIT_HASH_CHAIN", True)
+# Fernet keys for fields a journey marks sensitive, comma separated: the first encrypts,
+# all decrypt (`manage.py rotate_field_keys` re-encrypts with the first). Unset: a key
+# derived from SECRET_KEY, fine for development only (`check --deploy` warns).
+GNDP_FIELD_KEYS = env_list("GNDP_FIELD_KEYS", "")
 
 # --- monitoring ----------------------------------------------------------------------------
 # Bearer token Prometheus presents at /metrics; empty means staff sign-in only.
 GNDP_METRICS_TOKEN = os.environ.get("GNDP_METRICS_TOKEN", "")
+
+# --- notifications and collaboration -----------------------------------------------------------
+# The console backend prints emails (the embedded default); EMAIL_HOST switches to SMTP.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", bool(EMAIL_HOST))
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "GNDP Flow <noreply@localhost>")
+# Links in emails point here.
+GNDP_BASE_URL = os.environ.get("GNDP_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Emails wait this long for others to the same person; this many or more go as one digest.
+GNDP_NOTIFICATION_EMAIL_DELAY = float(os.environ.get("GNDP_NOTIFICATION_EMAIL_DELAY", "30"))
+GNDP_NOTIFICATION_DIGEST_MIN = int(os.environ.get("GNDP_NOTIFICATION_DIGEST_MIN", "3"))
+# Attachments go through Django's storage API (STORAGES["default"]: files under MEDIA_ROOT);
+# they are never served from MEDIA_ROOT directly, only by a view that checks who asks.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+GNDP_ATTACHMENT_MAX_BYTES = int(os.environ.get("GNDP_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+GNDP_ATTACHMENT_TYPES = env_list("GNDP_ATTACHMENT_TYPES", "pdf,png,jpg,jpeg,gif,txt,csv,docx,xlsx")
 
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -232,6 +299,40 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "gndp.api.schema.add_error_responses",
     ],
+}
+
+# --- security ------------------------------------------------------------------------------
+# Behind TLS (GNDP_HTTPS=1): HTTPS redirect, HSTS and cookies sent over HTTPS only. Each can
+# also be set on its own. SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO trusts the proxy's
+# X-Forwarded-Proto: set it only when the proxy always sets that header itself.
+GNDP_HTTPS = env_bool("GNDP_HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", GNDP_HTTPS)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if GNDP_HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", GNDP_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", GNDP_HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", GNDP_HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", GNDP_HTTPS)
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Sign-in lockout (gndp.login_throttle): this many failures for one user name from one
+# address lock that pair out for the lockout time. Counted in the "login" cache, shared by
+# every process through Redis when REDIS_URL is set.
+GNDP_LOGIN_FAILURE_LIMIT = int(os.environ.get("GNDP_LOGIN_FAILURE_LIMIT", "5"))
+GNDP_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("GNDP_LOGIN_LOCKOUT_SECONDS", "900"))
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "login": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "gndp-login",
+         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
+        if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "gndp-login"}
+    ),
 }
 
 LOGGING = {

@@ -3,11 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from monitoring import views as monitoring_views
+from gndp.login_throttle import LoginView, ThrottledAdminAuthenticationForm
 from monitoring.exposition import metrics_view
 from processes import views as process_views
 from processes.api import JourneyViewSet, ProcessViewSet
 from tasks import views as task_views
 from tasks.api import TaskViewSet
+
+admin.site.login_form = ThrottledAdminAuthenticationForm  # the lockout message on the admin's sign-in too
 
 router = DefaultRouter(trailing_slash=False)
 router.include_format_suffixes = False
@@ -25,9 +29,13 @@ pages = [
     path("processes/<int:process_id>/", process_views.process_detail, name="process-page"),
     path("journeys/<str:journey_id>/", process_views.journey_detail, name="journey-detail-page"),
     path("simulate/", process_views.simulate, name="simulate-page"),
+    path("dashboard/", monitoring_views.dashboard, name="dashboard-page"),
 ]
 
 urlpatterns = pages + [
+    path("", include("notifications.urls")),
+    path("", include("collaboration.urls")),
+    path("", include("anomalies.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/simulation/", include("processes.simulation_urls")),
@@ -35,6 +43,7 @@ urlpatterns = pages + [
     path("api/monitoring/", include("processes.graph_urls")),
     path("api/", include(router.urls)),
     path("admin/", admin.site.urls),
+    path("accounts/login/", LoginView.as_view(), name="login"),  # with the sign-in lockout
     path("accounts/", include("django.contrib.auth.urls")),
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -215,4 +215,9 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if not may_scrape(request):
         return HttpResponse("forbidden: a metrics token or a staff sign-in is needed\n", status=403,
                             content_type="text/plain")
-    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+    # System-wide figures for an authorised scraper: the engine's view of the rows (gndp.rls).
+    from gndp.rls import engine_scope
+
+    with engine_scope():
+        body = exposition()
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from typing import Any, Iterable, Sequence
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Aggregate, Expression, FloatField, Func, QuerySet
 
 
@@ -67,8 +67,13 @@ def report_transaction():
     if connection.vendor != "postgresql":
         yield
         return
-    with transaction.atomic():
-        with connection.cursor() as cursor:
+    from gndp import db_router, rls
+
+    # On the read replica when one serves this request (gndp.db_router), and in the caller's
+    # row-level security scope, not the engine's (gndp.rls): a report only reads.
+    alias = db_router.reporting_alias()
+    with rls.read_transaction(), transaction.atomic(using=alias):
+        with connections[alias].cursor() as cursor:
             cursor.execute(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
         yield
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from django.db import transaction
 
@@ -34,6 +34,7 @@ class EventLog:
         )
 
     def flush(self) -> list[ProcessEvent]:
+        """Write the collected events (hash-chained by ProcessEvent's manager)."""
         events, self.pending = self.pending, []
         if events:
             ProcessEvent.objects.bulk_create(events)
@@ -41,12 +42,29 @@ class EventLog:
         return events
 
 
+# What else acts on committed events (notifications): apps register a callable from their
+# AppConfig.ready. Each gets every committed batch after the live broadcast and must be
+# idempotent by event id, since a relay may hand it the same event again.
+_subscribers: list[Callable[[list[ProcessEvent]], None]] = []
+
+
+def subscribe(callback: Callable[[list[ProcessEvent]], None]) -> None:
+    if callback not in _subscribers:
+        _subscribers.append(callback)
+
+
 def publish(events: Iterable[ProcessEvent]) -> None:
-    """Fan events out to live clients. Never raises: a broker outage degrades live
-    updates only, and clients resynchronise over REST."""
+    """Fan events out to live clients and the subscribers. Never raises: a broker outage
+    degrades live updates only, and clients resynchronise over REST."""
     from .live import broadcast
 
+    events = list(events)
     try:
-        broadcast(list(events))
+        broadcast(events)
     except Exception:  # noqa: BLE001 - notification is best effort by design
-        log.warning("could not publish %d events", len(list(events)), exc_info=True)
+        log.warning("could not publish %d events", len(events), exc_info=True)
+    for subscriber in _subscribers:
+        try:
+            subscriber(events)
+        except Exception:  # noqa: BLE001 - a subscriber's relay catches up with what it missed
+            log.warning("event subscriber %r failed on %d events", subscriber, len(events), exc_info=True)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 
 class GraphNode(models.Model):
@@ -150,8 +151,42 @@ class EventType(models.TextChoices):
     SLA_BREACHED = "sla.breached"
 
 
+class DiscussionEventType(models.TextChoices):
+    """The discussion around a process (comments, attachments): in the history and pushed
+    live like every event, but they never change a process's state."""
+
+    COMMENT_ADDED = "comment.added"
+    ATTACHMENT_ADDED = "attachment.added"
+
+
+EVENT_TYPES = [*EventType.values, *DiscussionEventType.values]
+
+
+class ProcessEventQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        """Insert events, hash-chained (processes.audit) in the same transaction."""
+        objs = list(objs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            _chain(objs)
+            return super().bulk_create(objs, *args, **kwargs)
+
+
+def _chain(events) -> None:
+    if settings.GNDP_AUDIT_HASH_CHAIN:
+        from . import audit
+
+        audit.chain(events)
+
+
 class ProcessEvent(models.Model):
-    """The audit trail and the outbox. Append-only: a database trigger refuses changes.
+    """The audit trail and the outbox. Append-only: a database trigger refuses changes, and
+    where the database roles are separated (processes.db_roles) the app's role has no right
+    to UPDATE, DELETE or TRUNCATE the table either.
+
+    Tamper evidence (processes.audit): each event carries its position in its process's
+    history (`seq`, 1, 2, ...) and `row_hash`, a SHA-256 over the previous event's hash and
+    this event's content, so `manage.py verify_audit` finds a changed or removed row. Both
+    are empty on events written while `GNDP_AUDIT_HASH_CHAIN` was off.
 
     The user is kept as plain columns, not a foreign key, so that deleting a user never
     has to touch (and could never be allowed to touch) the audit rows.
@@ -159,19 +194,38 @@ class ProcessEvent(models.Model):
 
     process = models.ForeignKey(ProcessInstance, on_delete=models.DO_NOTHING, related_name="events")
     type = models.CharField(max_length=24, choices=EventType.choices)
-    timestamp = models.DateTimeField(auto_now_add=True)
+    # Set when the event is built, not at INSERT time, because the hash covers it.
+    timestamp = models.DateTimeField(default=timezone.now)
     user_id = models.BigIntegerField(null=True, blank=True)
     username = models.CharField(max_length=150, blank=True, default="")
     task_id = models.BigIntegerField(null=True, blank=True)
     atom_id = models.CharField(max_length=100, blank=True, default="")
     payload = models.JSONField(default=dict)
+    seq = models.PositiveIntegerField(null=True, blank=True, help_text="position in the process's hash chain")
+    row_hash = models.CharField(max_length=64, blank=True, default="", help_text="SHA-256 of the previous hash and this event")
+
+    objects = ProcessEventQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["process", "id"], name="event_process_idx")]
+        constraints = [
+            # Two writers that both read the same chain head (a writer that forgot the process
+            # row lock) get an IntegrityError instead of forking the chain.
+            models.UniqueConstraint(fields=["process", "seq"], name="event_process_seq_unique"),
+        ]
         ordering = ["id"]
 
     def __str__(self) -> str:
         return f"{self.type} #{self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            super().save(*args, **kwargs)  # the database refuses it: append-only
+            return
+        with transaction.atomic(using=kwargs.get("using") or router.db_for_write(ProcessEvent, instance=self),
+                                savepoint=False):
+            _chain([self])
+            super().save(*args, **kwargs)
 
     def as_message(self) -> dict:
         """The Event of the API contract, also what WebSocket clients receive."""

@@ -13,6 +13,7 @@ from django.utils import timezone
 from tasks import access, routing
 from tasks.models import PRIORITY_RANK, TaskInstance
 
+from . import sensitive
 from .engine import core
 from .engine.blueprint import Blueprint
 from .events import EventLog
@@ -36,7 +37,8 @@ def _store_runtime(process: ProcessInstance, step: core.Step) -> None:
 def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, log: EventLog) -> list[TaskInstance]:
     """Create the tasks of newly active atoms and close the process when it is done.
 
-    Saves the process row with the new atom states and context.
+    Saves the process row with the new atom states and context (`step.context` is
+    plaintext; its sensitive fields are stored encrypted).
     """
     now = timezone.now()
     tasks = [_new_task(process, blueprint, atom_id, now) for atom_id in step.activated]
@@ -58,7 +60,7 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
     if system_ids:
         transaction.on_commit(lambda: enqueue_system_tasks(system_ids))
 
-    process.context = step.context
+    process.context = sensitive.seal(sensitive.paths_of(process), step.context)
     _store_runtime(process, step)
     process.lock_version += 1
     fields = ["context", "atom_states", "fired_edges", "lock_version", "updated_at", "status"]

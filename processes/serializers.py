@@ -5,7 +5,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import ProcessEvent, ProcessInstance
+from . import sensitive
+from .models import EVENT_TYPES, ProcessEvent, ProcessInstance
 
 
 class ProcessSerializer(serializers.ModelSerializer):
@@ -18,6 +19,7 @@ class ProcessSerializer(serializers.ModelSerializer):
     completed_steps = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    context = serializers.SerializerMethodField()
 
     class Meta:
         model = ProcessInstance
@@ -27,6 +29,11 @@ class ProcessSerializer(serializers.ModelSerializer):
             "lock_version", "predicted_finish", "at_risk",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.DictField())
+    def get_context(self, process) -> dict[str, Any]:
+        """The process context, sensitive fields decrypted: whoever gets here may see the process."""
+        return sensitive.reveal_for_reader(sensitive.paths_of(process), process.context)
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_current_steps(self, process) -> list[str]:
@@ -52,6 +59,7 @@ class AbortSerializer(serializers.Serializer):
 
 
 class EventSerializer(serializers.ModelSerializer):
+    type = serializers.ChoiceField(choices=EVENT_TYPES, read_only=True)
     user_id = serializers.SerializerMethodField()
 
     class Meta:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from monitoring.clocks import restart_clocks, stop_clocks
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 
-from . import versions
+from . import sensitive, versions
 from .engine import core
 from .errors import Conflict, InvalidInput, NotFound
 from .events import EventLog
@@ -47,7 +47,8 @@ def start_process(
                 journey_id=version.journey_id,
                 workflow_id=workflow_id,
                 status=ProcessStatus.RUNNING,
-                context=step.context,
+                # Never written in plaintext, not even in a row version the next UPDATE replaces.
+                context=sensitive.seal(sensitive.paths_of_version(version.pk, version.journey_id), step.context),
                 business_key=business_key or None,
                 started_by=user if user is not None and user.is_authenticated else None,
             )

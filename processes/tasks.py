@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from . import handlers, versions
+from . import handlers, sensitive, versions
 from .graph.mirror import mirror_runtime  # noqa: F401  (registers the mirror job with the worker)
 from .models import ProcessInstance, ProcessStatus
 from .sync import sync_journeys_task  # noqa: F401  (registers the periodic sync with the worker)
@@ -29,8 +29,11 @@ def run_system_task(self, task_id: int) -> str:
         return "process not running"  # resume re-enqueues it
     atom = versions.get_blueprint(process.version_id, process.workflow_id).atoms[task.atom_id]
     attempt = task.attempts + 1
-    context = dict(process.context, _process_id=process.pk, _task_id=task.pk)
     try:
+        # Handlers run in the worker, where plaintext may exist; only ids travel in the message.
+        # A value no configured key decrypts fails the attempt like a handler error would.
+        context = dict(sensitive.reveal(sensitive.paths_of(process), process.context),
+                       _process_id=process.pk, _task_id=task.pk)
         result = handlers.run(atom.handler, context, atom.params)
     except Exception as exc:  # noqa: BLE001 - any handler failure is a failed attempt
         error = f"{type(exc).__name__}: {exc}"

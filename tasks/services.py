@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from processes import versions
+from processes import sensitive, versions
 from processes.engine import core
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import EventLog
@@ -128,14 +128,17 @@ def complete_task(task_id: Any, *, user, result: Any = None) -> TaskInstance:
 
 def _finish(process: ProcessInstance, task: TaskInstance, result: dict, log: EventLog, user=None) -> None:
     blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
+    paths = sensitive.paths_of(process)
     try:
-        step = core.complete(blueprint, runtime_of(process), process.context, task.atom_id, result)
+        step = core.complete(blueprint, runtime_of(process), sensitive.reveal(paths, process.context), task.atom_id,
+                             result)
     except core.InvalidResult as exc:
         raise InvalidInput("the result does not match the step's form", details=exc.problems) from exc
     except core.AtomNotActive as exc:
         raise Conflict(str(exc), code="atom_not_active") from exc
     _mark(task, status=TaskStatus.COMPLETED, started_at=task.started_at or timezone.now(),
-          completed_at=timezone.now(), result=result, completed_by=user if user is not None else None)
+          completed_at=timezone.now(), result=sensitive.seal(paths, result),
+          completed_by=user if user is not None else None)
     log.add(process, EventType.TASK_COMPLETED, task=task, result_keys=sorted(result),
             assigned_to_id=task.assigned_to_id)
     apply_step(process, blueprint, step, log)

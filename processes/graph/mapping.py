@@ -55,6 +55,7 @@ def to_graph(definition: Mapping[str, Any]) -> tuple[list[Node], list[Rel]]:
                 description=journey.get("description"),
                 sla_target=journey.get("sla", {}).get("target"),
                 sensitive_json=_dumps(journey["sensitive"]) if journey.get("sensitive") else None,
+                privacy_json=_dumps(journey["privacy"]) if journey.get("privacy") else None,
             ),
         )
     ]
@@ -131,6 +132,8 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
         journey["sensitive"] = json.loads(journey_node.props["sensitive_json"])
     if "sla_target" in journey_node.props:
         journey["sla"] = {"target": journey_node.props["sla_target"]}
+    if "privacy_json" in journey_node.props:
+        journey["privacy"] = json.loads(journey_node.props["privacy_json"])
 
     atom_nodes = by_label.get("Atom", [])
     roles = []

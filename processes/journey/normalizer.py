@@ -49,7 +49,8 @@ MAX_RETRIES: Final = 20
 
 # Keys each item may have, in the order the canonical form (and so `dump`) writes them.
 TOP_KEYS: Final = ("format", "journey", "roles", "phases", "atoms", "edges", "rules")
-JOURNEY_KEYS: Final = ("id", "name", "description", "sensitive", "sla")
+JOURNEY_KEYS: Final = ("id", "name", "description", "sensitive", "sla", "privacy")
+PRIVACY_KEYS: Final = ("subject_key", "personal", "retention")
 ROLE_KEYS: Final = ("id", "name", "assignment")
 PHASE_KEYS: Final = ("id", "name", "modules")
 MODULE_KEYS: Final = ("id", "name", "atoms")
@@ -335,6 +336,39 @@ class _Normalizer:
         sla = self.sla(value, "journey", ("target",))
         if sla:
             out["sla"] = sla
+        privacy = self.privacy(value)
+        if privacy:
+            out["privacy"] = privacy
+        return out
+
+    def privacy(self, journey: dict[Any, Any]) -> dict[str, Any]:
+        """Data protection: the context path naming the data subject (a borrower), the other
+        paths holding their personal data, and how long a finished process keeps them."""
+        value = _get(journey, "privacy")
+        if value is _ABSENT or not self.mapping(value, "journey.privacy", PRIVACY_KEYS):
+            return {}
+        out: dict[str, Any] = {}
+        subject_key = _get(value, "subject_key")
+        if subject_key is not _ABSENT:
+            if is_field_path(subject_key):
+                out["subject_key"] = subject_key
+            else:
+                self.problem("journey.privacy.subject_key", f"invalid field path {show(subject_key)}")
+        personal: list[str] = []
+        for i, path in enumerate(self.list_of(value, "personal", "journey.privacy.personal")):
+            place = f"journey.privacy.personal[{i}]"
+            if not is_field_path(path):
+                self.problem(place, f"invalid field path {show(path)}")
+            elif path in personal or path == out.get("subject_key"):
+                self.problem(place, f"duplicate path {show(path)}")
+            else:
+                personal.append(path)
+        if personal:
+            out["personal"] = personal
+        if _get(value, "retention") is not _ABSENT:
+            retention = self.duration(value["retention"], "journey.privacy.retention")
+            if retention:
+                out["retention"] = retention
         return out
 
     def sensitive_paths(self, journey: dict[Any, Any]) -> list[str]:

@@ -1,0 +1,183 @@
+"""Who the database is talking to: the scope PostgreSQL's row-level security policies read.
+
+Row-level security (policies created by privacy/migrations/0002_row_level_security.py) is a
+second wall behind the application's own scoping (tasks.access.visible_tasks and
+visible_processes): a query that forgets its filter still cannot read another person's
+process, task or event. The policies read two settings of the database session:
+
+- `gndp.scope`: `engine` sees every row; `user` (or nothing at all) sees only the rows of
+  `gndp.user_id`, by the same rules as tasks.access. A session that sets neither, such as
+  a `psql` session as the app role, sees nothing: fail closed.
+- `gndp.user_id`: the user whose rows are visible in the `user` scope.
+
+Where each scope comes from (`install`, a wrapper on every PostgreSQL connection):
+
+- A request runs in its user's scope (`RowLevelSecurityMiddleware`), from the user that
+  signed in or, for the API, the user DRF authenticated. The reads of views, selectors and
+  templates run outside transactions (ATOMIC_REQUESTS stays off), as session settings.
+- Every transaction is the engine's (`SET LOCAL gndp.scope = 'engine'` at its first
+  statement): services own one transaction each, and they must lock, route and join over
+  rows the caller cannot see (least-busy routing counts everybody's open tasks). Access to
+  what a service acts on is checked by the application before it is called (404 on a
+  foreign id). When the transaction ends, the request's user scope is back.
+- Everything outside a request (Celery jobs, the SLA sweep, management commands, the
+  shell) is the engine. Celery jobs say so explicitly (`task_prerun`), since an eager job
+  may run inside a request.
+
+The policies apply to the app role only: superusers (the test suite) and the owner role
+that migrates (it owns the tables, which are not FORCEd) are not subject to them. The app
+role can itself set `gndp.scope`; the wall is against mistakes in queries, not against SQL
+injection (which parameterised queries keep out). SQLite has no row-level security: there
+the application's scoping is the only wall.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from django.conf import settings
+
+ENGINE = "engine"
+USER = "user"
+
+# None: no scope was set (outside requests): the engine. Else a request, whose user is
+# read at each statement (DRF authenticates a token inside the view, after the middleware).
+_scope: contextvars.ContextVar[Any] = contextvars.ContextVar("gndp_rls_scope", default=None)
+
+
+class _Fixed:
+    def __init__(self, user_id: int | None) -> None:
+        self.user_id = user_id
+
+
+def _wanted() -> tuple[str, str]:
+    """(scope, user id) the current code runs under, as the session settings spell them."""
+    current = _scope.get()
+    if current is None or current == ENGINE:
+        return ENGINE, ""
+    if isinstance(current, _Fixed):
+        return USER, "" if current.user_id is None else str(current.user_id)
+    user = getattr(current, "user", None)  # an HttpRequest
+    if user is None or not user.is_authenticated:
+        return USER, ""
+    return USER, str(user.pk)
+
+
+@contextmanager
+def engine_scope() -> Iterator[None]:
+    """The engine's view of every row (jobs, sweeps, commands)."""
+    token = _scope.set(ENGINE)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+@contextmanager
+def user_scope(user) -> Iterator[None]:
+    """Statements outside transactions see only what `user` may see."""
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    token = _scope.set(_Fixed(user_id))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+# Set while a read-only transaction (a report) runs: it keeps the caller's scope.
+_reading: contextvars.ContextVar[bool] = contextvars.ContextVar("gndp_rls_reading", default=False)
+
+
+@contextmanager
+def read_transaction() -> Iterator[None]:
+    """Transactions opened in this block only read: they keep the caller's scope instead of
+    taking the engine's."""
+    token = _reading.set(True)
+    try:
+        yield
+    finally:
+        _reading.reset(token)
+
+
+class RowLevelSecurityMiddleware:
+    """Runs each request in its user's database scope. After AuthenticationMiddleware."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        # Load the session's user now: resolving it later, inside a statement's wrapper,
+        # would run queries from within the wrapper.
+        getattr(request, "user", None) and request.user.is_authenticated
+        token = _scope.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            _scope.reset(token)
+
+
+# --- the connection wrapper --------------------------------------------------------------------
+
+_SET_SESSION = "SELECT set_config('gndp.scope', %s, false), set_config('gndp.user_id', %s, false)"
+_SET_LOCAL = "SELECT set_config('gndp.scope', %s, true), set_config('gndp.user_id', %s, true)"
+
+
+def _apply(execute, sql, params, many, context):
+    connection = context["connection"]
+    raw = connection.connection
+    wanted = _wanted()
+    session = getattr(connection, "_gndp_rls_session", None)
+    if connection.in_atomic_block:
+        from psycopg import pq
+
+        # The first statement of a transaction: the engine's scope (a report's: the caller's),
+        # for this transaction only.
+        if raw.info.transaction_status == pq.TransactionStatus.IDLE:
+            target = wanted if _reading.get() else (ENGINE, "")
+            if session != target:
+                with raw.cursor() as cursor:
+                    cursor.execute(_SET_LOCAL, list(target))
+    elif session != wanted:
+        with raw.cursor() as cursor:
+            cursor.execute(_SET_SESSION, list(wanted))
+        connection._gndp_rls_session = wanted
+    return execute(sql, params, many, context)
+
+
+def _on_connection_created(sender, connection, **kwargs) -> None:
+    if connection.vendor != "postgresql" or not settings.GNDP_RLS:
+        return
+    # A connection from the pool may carry the last borrower's settings: set them again.
+    connection._gndp_rls_session = None
+    if _apply not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_apply)
+
+
+def install() -> None:
+    from celery.signals import task_postrun, task_prerun
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_on_connection_created, dispatch_uid="gndp.rls")
+    task_prerun.connect(_job_started, dispatch_uid="gndp.rls.prerun", weak=False)
+    task_postrun.connect(_job_finished, dispatch_uid="gndp.rls.postrun", weak=False)
+
+
+_job_tokens: dict[str, list[contextvars.Token]] = {}
+
+
+def _job_started(task_id=None, **kwargs) -> None:
+    _job_tokens.setdefault(task_id or "", []).append(_scope.set(ENGINE))
+
+
+def _job_finished(task_id=None, **kwargs) -> None:
+    tokens = _job_tokens.get(task_id or "")
+    if tokens:
+        token = tokens.pop()
+        if not tokens:
+            _job_tokens.pop(task_id or "", None)
+        try:
+            _scope.reset(token)
+        except ValueError:  # reset in another context than it was set: leave it
+            pass
