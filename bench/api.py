@@ -17,9 +17,10 @@ workers as a load balancer would, with token authentication:
    at a time (`inbox_p95_ms_100k_open`) and then from 16 clients at once (`..._16_clients`);
 2. the work loop of 16 clients, each a member of the one role of a 10-step chain of human
    steps routed least-busy: read the inbox, start a process when it holds fewer than two
-   open tasks, start (claim) its first task, complete it. Each completion routes the next
-   step to the least busy member, so the clients hand work to each other. After a warm-up:
-   `completions_per_s` over the window (and its worst 5 s), the p50/p95/p99 of each endpoint
+   open tasks, then work through the tasks it showed: start (claim) those still in the
+   queue, complete each. Each completion routes the next step to the least busy member, so
+   the clients hand work to each other. After a warm-up: `completions_per_s` over the window
+   (and its worst 5 s), `requests_per_completion`, the p50/p95/p99 of each endpoint
    (`complete`, `start_task`, `inbox`, `start`), non-2xx responses by endpoint, and the CPU
    the server, PostgreSQL, this client and everything else used (in cores), since the
    machine is shared.
@@ -432,6 +433,8 @@ ATOM_STEP = re.compile(r"atom-step-(\d+)$")
 
 
 async def work_loop(conns: list[Connection], users: list[tuple[str, str]], rec: Recorder, stop: float) -> None:
+    """Each client works its inbox as a person does: read it, then work through what it
+    shows (claiming what sits in the queue), starting a process when it runs low."""
     async def client(conn: Connection, username: str, token: str) -> None:
         while time.perf_counter() < stop:
             status, _, body = await call(rec, "inbox", conn, "GET", "/api/tasks/inbox", token)
@@ -441,16 +444,16 @@ async def work_loop(conns: list[Connection], users: list[tuple[str, str]], rec: 
                     if t["status"] in ("pending", "in_progress") and t["assigned_to"] in (username, None)]
             if len(mine) < 2:
                 await call(rec, "start", conn, "POST", "/api/processes/start", token, {"journey_id": JOURNEY})
-                if not mine:
-                    continue
-            task = mine[0]
-            if task["status"] == "pending":
-                status, _, _ = await call(rec, "start_task", conn, "POST", f"/api/tasks/{task['id']}/start", token)
-                if status != 200:
-                    continue
-            step = int(ATOM_STEP.search(task["atom_id"]).group(1))
-            await call(rec, "complete", conn, "POST", f"/api/tasks/{task['id']}/complete", token,
-                       {"result": {f"v{step}": step}})
+            for task in mine:
+                if time.perf_counter() >= stop:
+                    break
+                if task["assigned_to"] is None:
+                    status, _, _ = await call(rec, "start_task", conn, "POST", f"/api/tasks/{task['id']}/start", token)
+                    if status != 200:
+                        continue
+                step = int(ATOM_STEP.search(task["atom_id"]).group(1))
+                await call(rec, "complete", conn, "POST", f"/api/tasks/{task['id']}/complete", token,
+                           {"result": {f"v{step}": step}})
 
     await asyncio.gather(*(client(conn, name, token) for conn, (name, token) in zip(conns, users)))
 
@@ -525,6 +528,8 @@ async def measure(server_pid: int, postmaster: int, bench_users: list[tuple[str,
         "completions_per_s": round(len(completed) / SECONDS, 1),
         "completions_per_s_min_5s": round(min(buckets) / 5, 1),
         "requests_per_s": round(sum(len(rec.window(name, begin, end)) for name in rec.samples) / SECONDS, 1),
+        "requests_per_completion": round(sum(len(rec.window(name, begin, end)) for name in rec.samples)
+                                         / max(1, len(completed)), 2),
         "processes_started_per_s": round(len(rec.window("start", begin, end, ok=True)) / SECONDS, 1),
     })
     for name in ("complete", "start_task", "inbox", "start"):

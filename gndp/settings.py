@@ -105,6 +105,9 @@ if DATABASE_URL:
                 "max_size": int(os.environ.get("DATABASE_POOL_MAX", "8")),
                 "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
             }
+            # With the pool, Django turns health checks into the pool's check on checkout: a
+            # connection the server dropped while it sat idle is replaced, not handed out.
+            DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     # WAL lets readers proceed beside the one writer; IMMEDIATE takes the write lock at
     # BEGIN, so two writers serialise instead of failing halfway through a step.

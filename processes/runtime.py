@@ -42,9 +42,8 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
     """
     now = timezone.now()
     tasks = [_new_task(process, blueprint, atom_id, now) for atom_id in step.activated]
-    if tasks:
-        TaskInstance.objects.bulk_create(tasks)
-        access.grant_new_tasks(tasks)
+    log.writes.insert(tasks, need_ids=True)
+    access.grant_new_tasks(tasks, log.writes)
     for task in tasks:
         queued = task.kind == "human" and task.assigned_to_id is None
         log.add(process, EventType.TASK_CREATED, task=task, role=task.role, kind=task.kind, priority=task.priority,
@@ -63,6 +62,7 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
     process.context = sensitive.seal(sensitive.paths_of(process), step.context)
     _store_runtime(process, step)
     process.lock_version += 1
+    process.updated_at = now
     fields = ["context", "atom_states", "fired_edges", "lock_version", "updated_at", "status"]
     if step.completed:
         process.status = ProcessStatus.COMPLETED
@@ -71,7 +71,7 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
         log.add(process, EventType.PROCESS_COMPLETED)
     elif process.status == ProcessStatus.PENDING:
         process.status = ProcessStatus.RUNNING
-    process.save(update_fields=fields)
+    log.writes.update(process, fields)  # sent with the events, by log.flush()
     return tasks
 
 
@@ -92,6 +92,7 @@ def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now)
     if atom.is_system:
         return task
     route = routing.choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY), now)
+    task.pk = route.task_id
     if route.assignee is not None:
         task.assigned_to = route.assignee
     elif route.unroutable:

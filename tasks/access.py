@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from processes.models import ProcessInstance, ProcessUserObjectPermission
+from processes.writes import Writes
 
 from .models import TaskGroupObjectPermission, TaskInstance, TaskUserObjectPermission
 
@@ -109,8 +110,9 @@ def revoke_task_from_role(task: TaskInstance) -> None:
     TaskGroupObjectPermission.objects.filter(content_object=task).delete()
 
 
-def grant_new_tasks(tasks: list[TaskInstance]) -> None:
-    """Grants for freshly routed tasks, in at most two statements whatever their number."""
+def grant_new_tasks(tasks: list[TaskInstance], writes: Writes) -> None:
+    """Grants for freshly routed tasks, in at most two statements whatever their number,
+    sent with the step's other writes."""
     perm_ids = _task_perm_ids()
     user_rows, group_rows = [], []
     queued_roles = {t.role for t in tasks if not t.assigned_to_id and t.kind != "system"}
@@ -124,7 +126,5 @@ def grant_new_tasks(tasks: list[TaskInstance]) -> None:
         elif task.role in groups:
             group_rows += [TaskGroupObjectPermission(content_object=task, group=groups[task.role], permission_id=pid)
                            for pid in perm_ids]
-    if user_rows:
-        TaskUserObjectPermission.objects.bulk_create(user_rows, ignore_conflicts=True)
-    if group_rows:
-        TaskGroupObjectPermission.objects.bulk_create(group_rows, ignore_conflicts=True)
+    writes.insert(user_rows, ignore_conflicts=True)
+    writes.insert(group_rows, ignore_conflicts=True)

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from gndp.api.idempotency import idempotent
 
 from . import selectors, services
-from .models import TaskInstance, TaskStatus
+from .models import TaskStatus
 from .serializers import CompleteSerializer, ReassignSerializer, StatsSerializer, TaskSerializer
 
 USER_PARAM = OpenApiParameter("user_id", str, description="A user name; defaults to the caller.")
@@ -48,7 +48,7 @@ class TaskViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     @idempotent
     def start(self, request, pk=None):
-        return self._respond(request, services.start_task(pk, user=request.user))
+        return self._respond(services.start_task(pk, user=request.user))
 
     @extend_schema(request=CompleteSerializer, responses=TaskSerializer)
     @action(detail=True, methods=["post"])
@@ -57,7 +57,7 @@ class TaskViewSet(viewsets.GenericViewSet):
         serializer = CompleteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         task = services.complete_task(pk, user=request.user, result=serializer.validated_data["result"])
-        return self._respond(request, task)
+        return self._respond(task)
 
     @extend_schema(request=ReassignSerializer, responses=TaskSerializer)
     @action(detail=True, methods=["post"])
@@ -66,22 +66,20 @@ class TaskViewSet(viewsets.GenericViewSet):
         serializer = ReassignSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         task = services.reassign_task(pk, user=request.user, new_assignee=serializer.validated_data["new_assignee"])
-        return self._respond(request, task)
+        return self._respond(task)
 
     @extend_schema(request=None, responses=TaskSerializer)
     @action(detail=True, methods=["post"])
     @idempotent
     def escalate(self, request, pk=None):
-        return self._respond(request, services.escalate_task(pk, user=request.user))
+        return self._respond(services.escalate_task(pk, user=request.user))
 
     @extend_schema(request=None, responses=TaskSerializer)
     @action(detail=True, methods=["post"])
     @idempotent
     def retry(self, request, pk=None):
-        return self._respond(request, services.retry_task(pk, user=request.user))
+        return self._respond(services.retry_task(pk, user=request.user))
 
-    def _respond(self, request, task):
-        # Re-read after commit (eager work may have moved it on), with what the serializer
-        # follows, in one query.
-        task = TaskInstance.objects.select_related("process", "assigned_to").get(pk=task.pk)
+    def _respond(self, task):
+        # The service returns the task as it left it, with its process and assignee loaded.
         return Response(TaskSerializer(task).data)

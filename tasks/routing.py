@@ -26,6 +26,7 @@ STRATEGIES = (LEAST_BUSY, ROUND_ROBIN, QUEUE)
 class Route:
     assignee: object | None  # a user, or None for the role's queue
     unroutable: bool = False
+    task_id: int | None = None  # the new task's id, when the routing statement drew it
 
 
 def candidates(role: str):
@@ -40,11 +41,13 @@ def choose(role: str, strategy: str, when) -> Route:
         return Route(None, unroutable=True)
     if strategy == QUEUE:
         return Route(None, unroutable=not candidates(role).exists())
-    chosen = _pick_postgres(role, strategy, when) if connection.vendor == "postgresql" else _pick(role, strategy)
+    if connection.vendor == "postgresql":
+        chosen, task_id = _pick_postgres(role, strategy, when)
+        return Route(chosen, unroutable=chosen is None, task_id=task_id)
+    chosen = _pick(role, strategy)
     if chosen is None:
         return Route(None, unroutable=True)
-    if connection.vendor != "postgresql":
-        note_assignment(chosen, when)
+    note_assignment(chosen, when)
     return Route(chosen)
 
 
@@ -65,8 +68,8 @@ def _pick(role: str, strategy: str):
 def _pick_postgres(role: str, strategy: str, when):
     with connection.cursor() as cursor:
         cursor.execute(_PICK_SQL[strategy], {"role": role, "when": when, "open": list(OPEN_TASK_STATUSES)})
-        row = cursor.fetchone()
-    return get_user_model()(pk=row[0], username=row[1]) if row else None
+        user_id, username, task_id = cursor.fetchone()
+    return (get_user_model()(pk=user_id, username=username) if user_id else None), task_id
 
 
 def note_assignment(user, when) -> None:
@@ -78,8 +81,9 @@ def note_assignment(user, when) -> None:
 
 def _pick_sql(*order_by: str) -> str:
     """The routing query on PostgreSQL: the hot path of every step, so one statement that
-    chooses among the role's active, available members and stamps the chosen one's profile
-    (every user has a profile row: `tasks.apps` creates it with the user)."""
+    chooses among the role's active, available members, stamps the chosen one's profile
+    (every user has a profile row: `tasks.apps` creates it with the user), and draws the
+    new task's id, which the step's other writes refer to (`processes.writes`)."""
     User = get_user_model()
     user_table = User._meta.db_table
     groups_table = User.groups.through._meta.db_table
@@ -97,7 +101,8 @@ def _pick_sql(*order_by: str) -> str:
             UPDATE {Profile._meta.db_table} SET last_assigned_at = %(when)s
             WHERE user_id IN (SELECT id FROM chosen)
         )
-        SELECT id, username FROM chosen
+        SELECT (SELECT id FROM chosen), (SELECT username FROM chosen),
+               nextval(pg_get_serial_sequence('{TaskInstance._meta.db_table}', 'id'))
     """
 
 

@@ -8,10 +8,12 @@ version, so of two people completing the same task exactly one wins and the othe
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
 from django.utils import timezone
 
 from processes import sensitive, versions
@@ -19,6 +21,8 @@ from processes.engine import core
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import EventLog
 from processes.models import EventType, ProcessInstance, ProcessStatus
+from processes.rows import Columns
+from processes.writes import update_row
 from processes.runtime import apply_step, enqueue_system_tasks, runtime_of
 
 from . import access, routing
@@ -27,7 +31,7 @@ from .permissions import can_see_task, can_work_task, is_manager_of
 
 
 def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
-    """Read the task and lock its process row, in one statement.
+    """Read the task and its assignee and lock its process row, in one statement.
 
     The task's columns come from the statement's snapshot and may be older than the lock;
     that is safe because every change to a task is a conditional UPDATE on its version
@@ -37,15 +41,41 @@ def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
         task_id = int(task_id)
     except (TypeError, ValueError):
         raise NotFound(f"task {task_id} not found") from None
-    try:
-        task = TaskInstance.objects.select_related("process", "assigned_to").select_for_update(
-            of=("process",)
-        ).get(pk=task_id)
-    except TaskInstance.DoesNotExist:
-        raise NotFound(f"task {task_id} not found") from None
+    task_columns, process_columns, user_columns = _lock_columns()
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_sql(connection.vendor), [task_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"task {task_id} not found")
+    split, end = len(task_columns), len(task_columns) + len(process_columns)
+    task = task_columns.read(row[:split], connection.alias)
+    task.process = process = process_columns.read(row[split:end], connection.alias)
+    task.assigned_to = user_columns.read(row[end:], connection.alias)
     if user is not None and not can_see_task(user, task):
         raise NotFound(f"task {task_id} not found")
-    return task.process, task
+    return process, task
+
+
+@lru_cache(maxsize=None)
+def _lock_columns() -> tuple[Columns, Columns, Columns]:
+    return Columns(TaskInstance, "t"), Columns(ProcessInstance, "p"), Columns(get_user_model(), "u")
+
+
+@lru_cache(maxsize=None)
+def _lock_sql(vendor: str) -> str:
+    # Written out rather than compiled by the ORM at every call: the hot path's one read.
+    task, process, user = _lock_columns()
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {task.sql(quote)}, {process.sql(quote)}, {user.sql(quote)}"
+        f" FROM {quote(TaskInstance._meta.db_table)} t"
+        f" JOIN {quote(ProcessInstance._meta.db_table)} p ON p.{quote(process.model._meta.pk.column)} = t.process_id"
+        f" LEFT JOIN {quote(user.model._meta.db_table)} u ON u.{quote(user.model._meta.pk.column)} = t.assigned_to_id"
+        f" WHERE t.{quote(task.model._meta.pk.column)} = %s"
+    )
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF p"
+    return sql
 
 
 def _require_running(process: ProcessInstance) -> None:
@@ -56,14 +86,12 @@ def _require_running(process: ProcessInstance) -> None:
 
 def _mark(task: TaskInstance, **changes: Any) -> None:
     """Conditional update on the task's version: the last line of the completion guard."""
-    updated = TaskInstance.objects.filter(pk=task.pk, version=task.version, status=task.status).update(
-        version=task.version + 1, **changes
-    )
-    if updated != 1:
-        raise Conflict(f"task {task.pk} was changed by someone else", code="stale_task")
+    seen = {"version": task.version, "status": task.status}
     for field, value in changes.items():
         setattr(task, field, value)
     task.version += 1
+    if update_row(task, [*changes, "version"], where=seen) != 1:
+        raise Conflict(f"task {task.pk} was changed by someone else", code="stale_task")
 
 
 def start_task(task_id: Any, *, user) -> TaskInstance:

@@ -1,0 +1,133 @@
+"""The writes of one engine step, sent to the database together.
+
+Advancing a process writes four tables: the new tasks, their object permissions, the
+process row and the events. Through the ORM that is four round trips, each through its
+query compiler. Here the SQL comes straight from the models' metadata, and on PostgreSQL
+the step's writes travel as the data-modifying CTEs of one statement. They are independent
+of each other (rows that others point to get their ids first, `need_ids`), so the order
+inside the statement does not matter. Other databases run them one by one, at once.
+
+Writes are deferred until `execute`: nothing in between may read what they write.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model
+
+__all__ = ["Writes", "update_row"]
+
+
+class Writes:
+    def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
+        self.using = using
+        self.connection = connections[using]
+        self.deferred = self.connection.vendor == "postgresql"
+        self._statements: list[tuple[str, list[Any]]] = []
+        self._returning: list[tuple[int, list[Model]]] = []  # statement index, rows awaiting ids
+
+    def __bool__(self) -> bool:
+        return bool(self._statements)
+
+    # --- building ----------------------------------------------------------------------
+
+    def update(self, obj: Model, fields: Iterable[str]) -> None:
+        """UPDATE the row of `obj` with the current values of `fields` (attribute names)."""
+        self._add(*_update_sql(self.connection, obj, fields, {}))
+
+    def insert(self, objs: list[Model], *, need_ids: bool = False, ignore_conflicts: bool = False) -> None:
+        """INSERT `objs` (one model). Their ids are set by the time `execute` returns, or at
+        once with `need_ids`, for rows that other writes of the step refer to."""
+        if not objs:
+            return
+        if not self.deferred:
+            objs[0].__class__.objects.bulk_create(objs, ignore_conflicts=ignore_conflicts)
+            return
+        opts = objs[0]._meta
+        if need_ids:
+            self._allocate_ids([obj for obj in objs if obj.pk is None])
+        with_pk = objs[0].pk is not None
+        fields = [f for f in opts.concrete_fields if with_pk or not f.primary_key]
+        quote = self.connection.ops.quote_name
+        row = "({})".format(", ".join(["%s"] * len(fields)))
+        sql = "INSERT INTO {} ({}) VALUES {}{}".format(
+            quote(opts.db_table),
+            ", ".join(quote(f.column) for f in fields),
+            ", ".join([row] * len(objs)),
+            " ON CONFLICT DO NOTHING" if ignore_conflicts else "",
+        )
+        params = [f.get_db_prep_save(f.pre_save(obj, True), self.connection) for obj in objs for f in fields]
+        if not with_pk and not ignore_conflicts:  # skipped rows return no id, as in bulk_create
+            sql += f" RETURNING {quote(opts.pk.column)}"
+            self._returning.append((len(self._statements), objs))
+        self._add(sql, params)
+        for obj in objs:
+            obj._state.adding = False
+            obj._state.db = self.using
+
+    def _allocate_ids(self, objs: list[Model]) -> None:
+        if not objs:
+            return
+        opts = objs[0]._meta
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [opts.db_table, opts.pk.column, len(objs)],
+            )
+            for obj, (pk,) in zip(objs, cursor.fetchall()):
+                obj.pk = pk
+
+    def _add(self, sql: str, params: list[Any]) -> None:
+        if self.deferred:
+            self._statements.append((sql, params))
+        else:
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, params)
+
+    # --- sending -----------------------------------------------------------------------
+
+    def execute(self) -> None:
+        statements, self._statements = self._statements, []
+        returning, self._returning = self._returning, []
+        if not statements:
+            return
+        waiting = dict(returning)
+        ctes, selects, params = [], [], []
+        for i, (sql, statement_params) in enumerate(statements):
+            ctes.append(f"w{i} AS ({sql})")
+            params += statement_params
+            if i in waiting:
+                # Ids come from one sequence in row order, so sorted ids are the rows' order.
+                selects.append(f"ARRAY(SELECT * FROM w{i} ORDER BY 1)")
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"WITH {', '.join(ctes)} SELECT {', '.join(selects) or 'NULL'}", params)
+            row = cursor.fetchone()
+        for ids, (_, objs) in zip(row, returning):
+            for obj, pk in zip(objs, ids):
+                obj.pk = pk
+
+
+def update_row(obj: Model, fields: Iterable[str], *, where: dict[str, Any], using: str = DEFAULT_DB_ALIAS) -> int:
+    """UPDATE the row of `obj` with the current values of `fields` now, if its columns still
+    hold `where` (attribute name: value); the number of rows changed (0 or 1)."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(*_update_sql(connection, obj, fields, where))
+        return cursor.rowcount
+
+
+def _update_sql(connection, obj: Model, fields: Iterable[str], where: dict[str, Any]) -> tuple[str, list[Any]]:
+    opts = obj._meta
+    quote = connection.ops.quote_name
+    columns = [opts.get_field(name) for name in fields]
+    conditions = [(opts.pk, obj.pk), *((opts.get_field(name), value) for name, value in where.items())]
+    sql = "UPDATE {} SET {} WHERE {}".format(
+        quote(opts.db_table),
+        ", ".join(f"{quote(field.column)} = %s" for field in columns),
+        " AND ".join(f"{quote(field.column)} = %s" for field, _ in conditions),
+    )
+    params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns]
+    params += [field.get_db_prep_value(value, connection) for field, value in conditions]
+    return sql, params
