@@ -1,6 +1,7 @@
 """Engine throughput through the services, one process at a time, sequentially.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/gndp_bench .venv/bin/python bench/engine.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/gndp_bench REDIS_URL=redis://127.0.0.1:6379/10 \
+        .venv/bin/python bench/engine.py
 
 Prints one JSON line: processes_started_per_s, completions_per_s and the p50/p95/p99 of one
 task completion in milliseconds. The journey is a chain of human steps whose role has one
@@ -19,7 +20,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gndp.settings")
-os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
 os.environ.setdefault("DEBUG", "0")
 
 import django  # noqa: E402

@@ -28,8 +28,10 @@ def notification_list(request):
 
 
 @login_required
+@require_POST
 def notification_open(request, notification_id: int):
-    """Follow a notification: it counts as read."""
+    """Follow a notification: it counts as read. A POST (a button, not a link), since it
+    changes state: a GET must not, or any page elsewhere could mark it read."""
     notification = services.notification_mark_read(user=request.user, notification_id=notification_id)
     if url_has_allowed_host_and_scheme(notification.url, allowed_hosts={request.get_host()}):
         return redirect(notification.url)

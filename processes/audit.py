@@ -70,7 +70,7 @@ def _event_hash(previous: str, event: ProcessEvent) -> str:
     ))
 
 
-def _lock_and_read_heads(process_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+def _lock_and_read_heads(process_ids: Sequence[int], *, locked: bool = False) -> dict[int, tuple[int, str]]:
     """Lock the processes' rows (a no-op for the services, which hold them already), then
     read the newest chained event (seq, row_hash) of each.
 
@@ -79,7 +79,7 @@ def _lock_and_read_heads(process_ids: Sequence[int]) -> dict[int, tuple[int, str
     of the transaction it waited for.
     """
     chained = ProcessEvent.objects.filter(seq__isnull=False)
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and not locked:
         placeholders = ", ".join(["%s"] * len(process_ids))
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT id FROM processes_processinstance WHERE id IN ({placeholders}) "
@@ -97,7 +97,7 @@ def _lock_and_read_heads(process_ids: Sequence[int]) -> dict[int, tuple[int, str
     return heads
 
 
-def chain(events: Iterable[ProcessEvent]) -> None:
+def chain(events: Iterable[ProcessEvent], *, locked: bool = False) -> None:
     """Give unsaved events their `seq` and `row_hash`, continuing each process's chain.
 
     Runs inside the inserting transaction (ProcessEvent's manager sees to it). It locks the
@@ -108,7 +108,7 @@ def chain(events: Iterable[ProcessEvent]) -> None:
     if not events:
         return
     process_ids = sorted({event.process_id for event in events})
-    heads = _lock_and_read_heads(process_ids)
+    heads = _lock_and_read_heads(process_ids, locked=locked)
     for event in events:
         seq, previous = heads.get(event.process_id, (0, GENESIS))
         event.seq = seq + 1

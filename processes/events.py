@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 
 from django.db import transaction
 
-from .models import ProcessEvent, ProcessInstance
+from .models import ProcessEvent, ProcessInstance, chain_events
 from .writes import Writes
 
 log = logging.getLogger(__name__)
@@ -18,8 +18,11 @@ class EventLog:
     with the step's other writes that the engine left in `writes` (one round trip on
     PostgreSQL: see `processes.writes`)."""
 
-    def __init__(self, actor=None):
+    def __init__(self, actor=None, *, process_locked: bool = False):
         self.actor = actor
+        # The transaction locked the process rows first (the task services): the hash
+        # chain then reads its heads without locking them again.
+        self.process_locked = process_locked
         self.pending: list[ProcessEvent] = []
         self.writes = Writes()
 
@@ -38,8 +41,9 @@ class EventLog:
         )
 
     def flush(self) -> list[ProcessEvent]:
-        """Write the collected events (hash-chained by ProcessEvent's manager)."""
+        """Write the collected events, hash-chained, with the step's other writes."""
         events, self.pending = self.pending, []
+        chain_events(events, locked=self.process_locked)
         self.writes.insert(events)
         self.writes.execute()
         if events:

@@ -167,15 +167,17 @@ class ProcessEventQuerySet(models.QuerySet):
         """Insert events, hash-chained (processes.audit) in the same transaction."""
         objs = list(objs)
         with transaction.atomic(using=self.db, savepoint=False):
-            _chain(objs)
+            chain_events(objs)
             return super().bulk_create(objs, *args, **kwargs)
 
 
-def _chain(events) -> None:
+def chain_events(events, *, locked: bool = False) -> None:
+    """Give unsaved events their place in their process's hash chain (when it is on).
+    `locked`: this transaction holds their processes' rows already."""
     if settings.GNDP_AUDIT_HASH_CHAIN:
         from . import audit
 
-        audit.chain(events)
+        audit.chain(events, locked=locked)
 
 
 class ProcessEvent(models.Model):
@@ -224,7 +226,7 @@ class ProcessEvent(models.Model):
             return
         with transaction.atomic(using=kwargs.get("using") or router.db_for_write(ProcessEvent, instance=self),
                                 savepoint=False):
-            _chain([self])
+            chain_events([self])
             super().save(*args, **kwargs)
 
     def as_message(self) -> dict:

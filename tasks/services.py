@@ -110,7 +110,7 @@ def start_task(task_id: Any, *, user) -> TaskInstance:
             raise Conflict(f"task {task.pk} is {task.status}", details={"status": task.status}, code="invalid_state")
         if not can_work_task(user, task):
             raise Forbidden("this task is not yours to start")
-        log = EventLog(user)
+        log = EventLog(user, process_locked=True)
         _claim(process, task, user, log)
         log.flush()
     return task
@@ -144,7 +144,7 @@ def complete_task(task_id: Any, *, user, result: Any = None) -> TaskInstance:
             raise Forbidden("this task is not yours to complete")
         if task.assigned_to_id != user.pk and not user.is_superuser:
             raise Conflict("claim the task (start) before completing it", code="not_claimed")
-        log = EventLog(user)
+        log = EventLog(user, process_locked=True)
         if task.status == TaskStatus.PENDING:
             # The implicit start is recorded, but shares the completion's UPDATE.
             task.started_at = timezone.now()
@@ -182,7 +182,7 @@ def complete_system_task(task_id: int, result: Any, *, attempt: int) -> TaskInst
             return None
         if not isinstance(result, dict):
             result = {}
-        log = EventLog()
+        log = EventLog(process_locked=True)
         try:
             task.attempts = max(task.attempts, attempt)
             _mark(task, attempts=task.attempts)
@@ -207,7 +207,7 @@ def system_task_failed(task_id: int, error: str, *, attempt: int) -> float | Non
         if attempts <= retries:
             _mark(task, attempts=attempts, last_error=error[:4000])
             return min(settings.GNDP_RETRY_BACKOFF_BASE * 2 ** (attempts - 1), settings.GNDP_RETRY_BACKOFF_MAX)
-        log = EventLog()
+        log = EventLog(process_locked=True)
         task.attempts = attempts
         _fail(process, task, error, log)
         log.flush()
@@ -239,7 +239,7 @@ def retry_task(task_id: Any, *, user) -> TaskInstance:
         process.failure = ""
         process.lock_version += 1
         process.save(update_fields=["status", "failure", "lock_version", "updated_at"])
-        log = EventLog(user)
+        log = EventLog(user, process_locked=True)
         log.add(process, EventType.TASK_RETRIED, task=task)
         log.flush()
         ids = [task.pk]
@@ -286,7 +286,7 @@ def reassign_task(task_id: Any, *, user, new_assignee: str) -> TaskInstance:
                                details={"new_assignee": f"not a member of {task.role}"})
         if task.assigned_to_id == target.pk:
             raise Conflict(f"the task is already assigned to {new_assignee}", code="no_change")
-        log = EventLog(user)
+        log = EventLog(user, process_locked=True)
         _assign(process, task, target, log, EventType.TASK_REASSIGNED)
         log.flush()
     return task
@@ -308,7 +308,7 @@ def escalate_task(task_id: Any, *, user=None, automatic: bool = False) -> TaskIn
         target = _escalation_target(task)
         if target is None:
             raise Conflict("nobody to escalate to: no manager is set", code="no_escalation_target")
-        log = EventLog(None if automatic else user)
+        log = EventLog(None if automatic else user, process_locked=True)
         changes = {"priority": "high", "priority_rank": 0, "escalated": True}
         if task.assigned_to_id == target.pk:
             _mark(task, **changes)

@@ -141,7 +141,8 @@ def test_the_pages_show_the_bell_the_list_and_save_preferences(people, two_for_c
 
     inbox = client.get("/inbox/").content.decode()
     listing = client.get("/notifications/").content.decode()
-    opened = client.get(f"/notifications/{first.pk}/open/")
+    refused = client.get(f"/notifications/{first.pk}/open/")
+    opened = client.post(f"/notifications/{first.pk}/open/")
     saved = client.post("/profile/", {"email": "clara@example.org", "task_assigned__in_app": "on",
                                       "mentioned__email": "on", "quiet_start": "21:00", "quiet_end": "06:30",
                                       "timezone": "Europe/Berlin"})
@@ -149,6 +150,7 @@ def test_the_pages_show_the_bell_the_list_and_save_preferences(people, two_for_c
 
     assert 'data-bell-count >2</span>' in inbox
     assert "“Apply” was assigned to you" in listing
+    assert refused.status_code == 405
     assert opened.status_code == 302 and opened["Location"] == first.url
     first.refresh_from_db()
     assert first.read_at is not None

@@ -46,8 +46,8 @@ def busy_database(small_version):
             [process.pk],
         )
         cursor.execute(
-            """INSERT INTO processes_processevent (process_id, type, timestamp, username, atom_id, payload)
-               SELECT %s, 'task.created', now(), '', '', '{}' FROM generate_series(1, 20000)""",
+            """INSERT INTO processes_processevent (process_id, type, timestamp, username, atom_id, payload, row_hash)
+               SELECT %s, 'task.created', now(), '', '', '{}', '' FROM generate_series(1, 20000)""",
             [process.pk],
         )
         for table in ("tasks_taskinstance", "processes_processevent", "auth_user", "auth_group", "auth_user_groups"):

@@ -235,18 +235,21 @@ class Cluster:
         """What beat does every 30 s: a worker runs `requeue_stale_system_tasks`."""
         self.send_task("processes.tasks.requeue_stale_system_tasks", older_than)
 
-    def redeliver_unacked(self) -> int:
+    def redeliver_unacked(self) -> list[str]:
         """What the Redis transport does once a message's visibility timeout has passed: put
         every delivered-but-unacknowledged message back on its queue. (Settings fix the
-        timeout at 3600 s, so the test triggers the transport's own restore early.)"""
+        timeout at 3600 s, so the test triggers the transport's own restore early.) Returns
+        the names of the jobs put back."""
+        import json
+
         from kombu import Connection
 
         with Connection(self.redis.url, transport_options={"visibility_timeout": 0}) as conn:
             qos = conn.default_channel.qos
             client = conn.default_channel.client
-            before = client.zcard(qos.unacked_index_key)
+            names = [json.loads(raw)[0]["headers"]["task"] for raw in client.hvals(qos.unacked_key)]
             qos.restore_visible(num=1000)
-            return before
+            return names
 
     def queue_empty(self) -> bool:
         import redis

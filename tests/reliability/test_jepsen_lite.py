@@ -506,7 +506,7 @@ def test_c6_jepsen_lite_history_keeps_the_invariants_under_faults(cluster, publi
         return not TaskInstance.objects.filter(kind="system", status__in=OPEN, process__status="running").exists()
 
     wait_for(settled, 60, 0.5, "the system steps to drain")
-    late = cluster.redeliver_unacked()
+    late = len(cluster.redeliver_unacked())
     wait_for(cluster.queue_empty, 30, 0.1, "the late duplicates to be consumed")
     time.sleep(0.5)
 

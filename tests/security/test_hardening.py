@@ -44,8 +44,11 @@ print(json.dumps({{
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    # As a deployment runs: none of the settings under test, nor the browser tests' switch
+    # that lets sync database calls run under their event loop.
     environment = {key: value for key, value in os.environ.items()
-                   if key not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "GNDP_FIELD_KEYS"} and not key.startswith("SECURE_")}
+                   if key not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "GNDP_FIELD_KEYS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+                   and not key.startswith("SECURE_")}
     environment.update(env, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True,
                           text=True, timeout=120)

@@ -52,6 +52,6 @@ def test_a_mention_appears_live_for_a_second_user_viewing_the_process_and_raises
     expect(processor.locator("[data-bell-count]")).to_have_text("3")
 
     # and a notification takes her to the comment
-    processor.get_by_role("link", name="olivia mentioned you on process").first.click()
+    processor.get_by_role("button", name="olivia mentioned you on process").first.click()
     expect(processor).to_have_url(re.compile(re.escape(process_url) + r"#comment-\d+$"))
     expect(processor.locator("[data-bell-count]")).to_have_text("2")
