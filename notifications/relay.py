@@ -1,9 +1,8 @@
 """Getting committed events to the delivery, at least once.
 
 The fast path: `processes.events.publish` calls `on_committed` after each commit, which
-hands the ids of the events that can notify anyone to a worker, from a background thread
-(`retry=False`: with the broker down nothing waits; the relay catches up, as it does for a
-hand-off lost with its process). With the in-memory channel
+hands the ids of the events that can notify anyone to a worker (`retry=False`: with the
+broker down the request does not wait; the relay catches up). With the in-memory channel
 layer (one process, the embedded default) it delivers right there instead, so that the
 live bell of this process's clients hears of it.
 
@@ -17,10 +16,8 @@ than `GRACE` (then it was a rollback). Delivery is once per event whoever comes 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
@@ -50,17 +47,6 @@ def on_committed(events: list[ProcessEvent]) -> None:
         except Exception:  # noqa: BLE001 - the relay delivers what failed here
             log.warning("could not deliver notifications for %d events", len(ids), exc_info=True)
         return
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        _hand_off(ids)  # eager jobs run where they are sent: keep them in order with the caller
-    else:
-        # A broker round trip and a message to build: not the committing request's business.
-        _hand_offs.submit(_hand_off, ids)
-
-
-_hand_offs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gndp-notify")
-
-
-def _hand_off(ids: list[int]) -> None:
     from .tasks import deliver_events
 
     try:
