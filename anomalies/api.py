@@ -8,19 +8,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gndp.api.idempotency import idempotent
-from processes.errors import InvalidInput
+from gndp.api.validation import validated
 
 from . import selectors, services
 from .serializers import AcknowledgeSerializer, AnomalyQuerySerializer, AnomalySerializer
 
 TAGS = ["monitoring"]
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise InvalidInput("invalid input", details=serializer.errors)
-    return serializer.validated_data
 
 
 class AnomalyListView(GenericAPIView):
@@ -32,7 +25,7 @@ class AnomalyListView(GenericAPIView):
                                "defaults to open (neither acknowledged nor resolved). Managers see their team's, "
                                "administrators all. The total travels in `X-Total-Count`.")
     def get(self, request):
-        query = _valid(AnomalyQuerySerializer, request.query_params)
+        query = validated(AnomalyQuerySerializer, request.query_params)
         found = selectors.anomalies(request.user, status=query["status"], kind=query.get("kind"),
                                     journey_id=query.get("journey_id"), process_id=query.get("process_id"))
         page = self.paginate_queryset(found)
@@ -44,6 +37,6 @@ class AcknowledgeView(APIView):
                    parameters=[OpenApiParameter("anomaly_id", int, OpenApiParameter.PATH, description="An anomaly id.")])
     @idempotent
     def post(self, request, anomaly_id: str):
-        note = _valid(AcknowledgeSerializer, request.data)["note"]
+        note = validated(AcknowledgeSerializer, request.data)["note"]
         anomaly = services.anomaly_acknowledge(user=request.user, anomaly_id=anomaly_id, note=note)
         return Response(AnomalySerializer(anomaly).data)

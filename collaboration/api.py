@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gndp.api.idempotency import idempotent
-from processes.errors import InvalidInput
+from gndp.api.validation import validated
 from processes.selectors import process_for
 from tasks.selectors import task_for
 
@@ -29,10 +29,7 @@ ATTACHMENT_PARAM = OpenApiParameter("attachment_id", int, OpenApiParameter.PATH,
 
 
 def _body(request) -> str:
-    serializer = CommentInputSerializer(data=request.data)
-    if not serializer.is_valid():
-        raise InvalidInput("invalid comment", details=serializer.errors)
-    return serializer.validated_data["body"]
+    return validated(CommentInputSerializer, request.data, "invalid comment")["body"]
 
 
 def refuse_oversized(view_method):

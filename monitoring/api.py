@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from processes.errors import InvalidInput
+from gndp.api.validation import validated
 
 from . import selectors
 from .serializers import (
@@ -24,17 +24,10 @@ from .stats import report_transaction
 TAGS = ["monitoring"]
 
 
-def _query(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params)
-    if not serializer.is_valid():
-        raise InvalidInput("invalid query parameters", details=serializer.errors)
-    return serializer.validated_data
-
-
 def _read(serializer_class, request):
     """The caller's scope (403 for anyone but managers and administrators) and the filters."""
     scope = selectors.scope_for(request.user)
-    query = _query(serializer_class, request)
+    query = validated(serializer_class, request.query_params, "invalid query parameters")
     return scope, selectors.Filters(journey_id=query.get("journey_id"),
                                     window=query.get("window", selectors.DEFAULT_WINDOW)), query
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from processes.errors import InvalidInput
+from gndp.api.validation import validated
 
 from . import selectors
 from .serializers import DashboardQuerySerializer
@@ -22,10 +22,8 @@ FILTER_KEYS = ("journey_id", "window", "status")
 def _query(request) -> tuple[dict, dict]:
     """(validated query, the raw filter values to carry into links); empty fields are unset."""
     raw = {key: value for key, value in request.GET.items() if value}
-    serializer = DashboardQuerySerializer(data=raw)
-    if not serializer.is_valid():
-        raise InvalidInput("invalid dashboard filters", details=serializer.errors)
-    return serializer.validated_data, {key: raw[key] for key in FILTER_KEYS if key in raw}
+    query = validated(DashboardQuerySerializer, raw, "invalid dashboard filters")
+    return query, {key: raw[key] for key in FILTER_KEYS if key in raw}
 
 
 @login_required

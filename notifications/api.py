@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gndp.api.idempotency import idempotent
-from processes.errors import InvalidInput
+from gndp.api.validation import validated
 
 from . import selectors, services
 from .serializers import (
@@ -24,13 +24,6 @@ TAGS = ["notifications"]
 ID_PARAM = OpenApiParameter("notification_id", int, OpenApiParameter.PATH, description="A notification id.")
 
 
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise InvalidInput("invalid input", details=serializer.errors)
-    return serializer.validated_data
-
-
 class NotificationListView(GenericAPIView):
     serializer_class = NotificationSerializer
 
@@ -38,7 +31,7 @@ class NotificationListView(GenericAPIView):
                    description="The caller's in-app notifications, newest first. The total travels in "
                                "`X-Total-Count`.")
     def get(self, request):
-        query = _valid(UnreadQuerySerializer, request.query_params)
+        query = validated(UnreadQuerySerializer, request.query_params)
         page = self.paginate_queryset(selectors.notifications_for(request.user, unread_only=query["unread"]))
         return self.get_paginated_response(NotificationSerializer(page, many=True).data)
 
@@ -74,7 +67,7 @@ class PreferencesView(APIView):
                                "hours (both ends, or both null to have none) or the time zone.")
     @idempotent
     def patch(self, request):
-        data = _valid(PreferencesUpdateSerializer, request.data)
+        data = validated(PreferencesUpdateSerializer, request.data)
         preference = services.preferences_update(
             user=request.user, channels=data.get("channels"),
             quiet_start=data.get("quiet_start", ""), quiet_end=data.get("quiet_end", ""),

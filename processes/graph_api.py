@@ -19,9 +19,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gndp.api.validation import validated
 from tasks.access import sees_everything, visible_processes
 
-from .errors import InvalidInput
 from .graph import analytics
 from .models import ProcessInstance
 
@@ -60,13 +60,6 @@ class TravelledPathsQuerySerializer(serializers.Serializer):
         if until - since > MAX_WINDOW:
             raise serializers.ValidationError({"since": "the window may span at most 366 days"})
         return {**attrs, "since": since, "until": until}
-
-
-def _query(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params)
-    if not serializer.is_valid():
-        raise InvalidInput("invalid query parameters", details=serializer.errors)
-    return serializer.validated_data
 
 
 # --- responses (documentation) ------------------------------------------------------------------
@@ -114,7 +107,7 @@ class GraphHotspotsView(APIView):
                    description="Atoms by the number of running processes waiting on them now (the step is "
                                "active: its task is open), most first. Counts the processes the caller may see.")
     def get(self, request):
-        query = _query(GraphHotspotsQuerySerializer, request)
+        query = validated(GraphHotspotsQuerySerializer, request.query_params, "invalid query parameters")
         analysis = analytics.waiting_hotspots(query["limit"], processes=processes_counted_for(request.user))
         return Response({"computed_in": analysis.computed_in, "atoms": analysis.rows})
 
@@ -125,7 +118,7 @@ class TravelledPathsView(APIView):
                                "[since, until): the target completed in the window right after the source, in "
                                "the same process. Counts the processes the caller may see.")
     def get(self, request):
-        query = _query(TravelledPathsQuerySerializer, request)
+        query = validated(TravelledPathsQuerySerializer, request.query_params, "invalid query parameters")
         analysis = analytics.travelled_paths(query["since"], query["until"], query["limit"],
                                              processes=processes_counted_for(request.user))
         return Response({"since": query["since"], "until": query["until"],

@@ -13,6 +13,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gndp.api.validation import validated
+
 from . import prediction, selectors, simulation, validation
 from .engine.rules import json_problems
 from .errors import InvalidInput
@@ -188,13 +190,6 @@ class ProcessPredictionSerializer(serializers.Serializer):
 # --- views ---------------------------------------------------------------------------------------
 
 
-def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise InvalidInput("invalid input", details=serializer.errors)
-    return serializer.validated_data
-
-
 def _bounded(value: Any, place: str) -> Any:
     """Contexts and results are user JSON: refuse what is too deep or too large to reason about."""
     problems = json_problems(value, place)
@@ -212,7 +207,7 @@ class TestJourneyView(APIView):
         summary="Dry-run a workflow: no tasks, no events; the path, every decision and why, the duration",
     )
     def post(self, request):
-        data = _valid(TestJourneyRequestSerializer, request.data)
+        data = validated(TestJourneyRequestSerializer, request.data)
         report = simulation.dry_run(
             data["journey_id"], _bounded(data["context"], "context"), _bounded(data["results"], "results")
         )
@@ -239,7 +234,7 @@ class CoverageView(APIView):
         summary="Which atoms, edges and branches a set of test cases exercises",
     )
     def post(self, request):
-        data = _valid(CoverageRequestSerializer, request.data)
+        data = validated(CoverageRequestSerializer, request.data)
         cases = [_bounded(case, f"cases[{i}]") for i, case in enumerate(data["cases"])]
         return Response(simulation.coverage_of(data["journey_id"], cases))
 
@@ -259,7 +254,7 @@ class PredictView(APIView):
         summary="Monte Carlo cycle time (p50 / p90) of a workflow, or the predicted finish of a process",
     )
     def get(self, request):
-        query = _valid(PredictQuerySerializer, request.query_params)
+        query = validated(PredictQuerySerializer, request.query_params)
         if "process_id" in query:
             process = selectors.process_for(request.user, query["process_id"])
             return Response(prediction.predict_process(process, runs=query.get("runs")))

@@ -29,35 +29,13 @@ def publish_journey(data: Any) -> Published:
     Nothing is stored when anything is wrong. An unchanged journey publishes no new
     version: the content hash finds the existing one.
     """
-    try:
-        definition = normalize(data, known_handlers=handlers.names())
-    except JourneyError as exc:
-        raise InvalidInput("invalid journey", details={"problems": exc.problems}) from exc
+    definition = _validated(data)
     store = get_store()
     store.save_journey(definition)
     # What runs is what the store holds: read it back, so a store that lost or changed
     # anything fails here, at load time, and not in a running process.
     stored = normalize(store.get_journey(definition["journey"]["id"]), known_handlers=handlers.names())
-    digest = definition_hash(stored)
-    journey_id = stored["journey"]["id"]
-    for _ in range(3):
-        existing = WorkflowVersion.objects.filter(journey_id=journey_id, hash=digest).first()
-        if existing:
-            return Published(existing, created=False)
-        latest = WorkflowVersion.objects.filter(journey_id=journey_id).order_by("-number").first()
-        try:
-            with transaction.atomic():
-                version = WorkflowVersion.objects.create(
-                    journey_id=journey_id,
-                    number=(latest.number + 1) if latest else 1,
-                    hash=digest,
-                    name=stored["journey"]["name"],
-                    definition=stored,
-                )
-            return Published(version, created=True)
-        except IntegrityError:
-            continue  # another loader published at the same moment: look again
-    raise InvalidInput("could not publish the journey: too many concurrent publications")
+    return _publish_version(stored)
 
 
 def publish_stored_journey(journey_id: str, *, store=None) -> Published:
@@ -78,16 +56,28 @@ def publish_stored_journey(journey_id: str, *, store=None) -> Published:
         raise InvalidInput("invalid journey", details={"problems": [problem]}) from exc
     if data is None:
         raise NotFound(f"the graph store holds no journey {journey_id!r}", code="unknown_journey")
+    return _publish_version(_validated(data))
+
+
+def _validated(data: Any) -> dict:
+    """The journey's canonical definition, checked with the registered handlers."""
     try:
-        stored = normalize(data, known_handlers=handlers.names())
+        return normalize(data, known_handlers=handlers.names())
     except JourneyError as exc:
         raise InvalidInput("invalid journey", details={"problems": exc.problems}) from exc
+
+
+def _publish_version(stored: dict) -> Published:
+    """The version of a validated definition: the existing one with its content hash, or
+    the next number. Two publishers at the same moment: the unique constraint turns one
+    away, and it looks again."""
     digest = definition_hash(stored)
+    journey_id = stored["journey"]["id"]
     for _ in range(3):
         existing = WorkflowVersion.objects.filter(journey_id=journey_id, hash=digest).first()
         if existing:
             return Published(existing, created=False)
-        latest = WorkflowVersion.objects.filter(journey_id=journey_id).order_by("-number").first()
+        latest = latest_version(journey_id)
         try:
             with transaction.atomic():
                 version = WorkflowVersion.objects.create(
@@ -99,7 +89,7 @@ def publish_stored_journey(journey_id: str, *, store=None) -> Published:
                 )
             return Published(version, created=True)
         except IntegrityError:
-            continue  # published at the same moment by another sync or loader: look again
+            continue  # another loader or sync published at the same moment: look again
     raise InvalidInput("could not publish the journey: too many concurrent publications")
 
 

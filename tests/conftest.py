@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django.db import connection
 
 from gndp.celery import app as celery_app
@@ -70,6 +71,10 @@ def _eager_celery():
     celery_app.conf.task_eager_propagates = False
     yield
     celery_app.conf.task_always_eager = False
+    # Celery keeps "joining results would block" in one process-wide flag that eager jobs
+    # set and restore; jobs run at once by the threads of an in-process server can restore
+    # each other's value and leave it set. A later test's eager `.get()` would then refuse.
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture(autouse=True)
