@@ -34,7 +34,9 @@ SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432").rs
 DATABASE = "gndp_bench_monitoring"
 os.environ["DATABASE_URL"] = f"{SERVER}/{DATABASE}"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gndp.settings")
-os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
+# Not eager: what a sweep's commit sets off (notifications) is handed to the workers, as in
+# service, and not timed as part of the sweep.
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "0")
 os.environ["DEBUG"] = "0"
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 

@@ -28,7 +28,7 @@ FALKORDB_DIR=var/falkordb-bench scripts/falkordb.sh stop; unset NEO4J_URI
 
 # Its own database (gndp_bench_monitoring), seeded at a tenth of the sizes in
 # docs/performance.md so that `make bench` stays short; flags raise them.
-record .venv/bin/python bench/monitoring.py --active 1000 --events 100000
+REDIS_URL="redis://127.0.0.1:6379/10" record .venv/bin/python bench/monitoring.py --active 1000 --events 100000
 
 # bench/api.py drops, recreates and seeds its database itself (owned by a role of the same
 # name, limited to 40 connections), and runs the app under uvicorn.
