@@ -95,8 +95,13 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         _options = DATABASES["default"].setdefault("OPTIONS", {})
-        # Server-side parameters let psycopg prepare the hot statements once per connection.
+        # Server-side parameters, and statements prepared once per connection after they ran
+        # `prepare_threshold` times: planning the hot path's statements cost more than running
+        # them. Django turns preparing off by default for the sake of transaction-mode
+        # poolers (PgBouncer before 1.21); DATABASE_PREPARE_THRESHOLD=off does the same here.
         _options["server_side_binding"] = True
+        _prepare = os.environ.get("DATABASE_PREPARE_THRESHOLD", "2")
+        _options["prepare_threshold"] = None if _prepare.lower() in ("off", "none", "") else int(_prepare)
         if env_bool("DATABASE_POOL", True):
             # One pool per process, bounded: concurrency beyond it waits instead of opening
             # connections until PostgreSQL refuses everyone.

@@ -1,8 +1,8 @@
 """Getting committed events to the delivery, at least once.
 
 The fast path: `processes.events.publish` calls `on_committed` after each commit, which
-hands the ids of the events that can notify anyone to a worker (`retry=False`: with the
-broker down the request does not wait; the relay catches up). With the in-memory channel
+hands the ids of the events that can notify anyone to a worker, from a background thread
+that batches them (`retry=False`: with the broker down nothing waits; the relay catches up). With the in-memory channel
 layer (one process, the embedded default) it delivers right there instead, so that the
 live bell of this process's clients hears of it.
 
@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from django.db.models import Max
 from django.utils import timezone
 
+from processes.background import Drain
 from processes.models import ProcessEvent
 
 from .delivery import deliver
@@ -49,10 +50,23 @@ def on_committed(events: list[ProcessEvent]) -> None:
         return
     from .tasks import deliver_events
 
+    if deliver_events.app.conf.task_always_eager:
+        _hand_off(ids)  # "run it here", as the setting says (tests)
+    else:
+        _handoffs.put(ids)
+
+
+def _hand_off(ids: list[int]) -> None:
+    from .tasks import deliver_events
+
     try:
         deliver_events.apply_async((ids,), retry=False)
     except Exception:  # noqa: BLE001 - the relay delivers what the hand-off lost
         log.warning("could not hand %d events to the notification worker", len(ids), exc_info=True)
+
+
+# Off the request's thread (processes.background): one message per batch of commits.
+_handoffs = Drain("notification-handoff", _hand_off)
 
 
 def _in_memory_layer() -> bool:

@@ -2,22 +2,21 @@
 
 Group names are derived here, on the server, from ids: a client can never name a group it
 joins. Publishing never holds up a request: with Redis, events go to a background thread
-that sends them in order; with the in-memory layer (one process, development) they are sent
+(`processes.background`) that sends them in order; with the in-memory layer (one process,
+development) they are sent
 inline, and only to groups somebody listens to.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import queue
 import threading
 from typing import Iterable
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-log = logging.getLogger(__name__)
+from .background import Drain
 
 MONITORING_GROUP = "monitoring"
 
@@ -62,7 +61,7 @@ def broadcast(events: Iterable) -> None:
         if pairs:
             async_to_sync(_send)(layer, pairs)
         return
-    _publisher().put(pairs)
+    _publisher.put(pairs)
 
 
 async def _send(layer, pairs) -> None:
@@ -79,60 +78,19 @@ async def _send(layer, pairs) -> None:
     await asyncio.gather(*(send_in_order(group, messages) for group, messages in by_group.items()))
 
 
-class _Publisher(threading.Thread):
-    """One daemon thread with one long-lived event loop, draining a queue in order.
-
-    The loop lives as long as the thread: channels-redis keeps its connections per event
-    loop, so a loop per batch would open and close Redis connections for every batch."""
-
-    def __init__(self) -> None:
-        super().__init__(name="gndp-publisher", daemon=True)
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.idle = threading.Event()
-        self.idle.set()
-        self._pending = 0  # batches put and not yet sent
-        self._count = threading.Lock()
-
-    def put(self, pairs) -> None:
-        if pairs:
-            with self._count:
-                self._pending += 1
-                self.idle.clear()
-            self.queue.put(pairs)
-
-    def run(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        while True:
-            batches = [self.queue.get()]
-            # Whatever piled up meanwhile goes out with it, still in order.
-            while not self.queue.empty():
-                batches.append(self.queue.get_nowait())
-            batch = [pair for pairs in batches for pair in pairs]
-            try:
-                loop.run_until_complete(_send(get_channel_layer(), batch))
-            except Exception:  # noqa: BLE001 - a broker outage degrades live updates only
-                log.warning("could not publish %d messages", len(batch), exc_info=True)
-            with self._count:
-                self._pending -= len(batches)
-                if not self._pending:
-                    self.idle.set()
+def _send_batch(pairs) -> None:
+    # One event loop per publishing thread, for the thread's life: channels-redis keeps its
+    # connections per event loop, so a loop per batch would reconnect for every batch.
+    loop = getattr(_loops, "loop", None)
+    if loop is None:
+        loop = _loops.loop = asyncio.new_event_loop()
+    loop.run_until_complete(_send(get_channel_layer(), pairs))
 
 
-_lock = threading.Lock()
-_thread: _Publisher | None = None
-
-
-def _publisher() -> _Publisher:
-    global _thread
-    with _lock:
-        if _thread is None or not _thread.is_alive():
-            _thread = _Publisher()
-            _thread.start()
-        return _thread
+_loops = threading.local()
+_publisher = Drain("publisher", _send_batch)
 
 
 def flush(timeout: float = 5.0) -> None:
     """Wait until the background publisher has sent what it holds (tests, shutdown)."""
-    if _thread is not None:
-        _thread.idle.wait(timeout)
+    _publisher.wait(timeout)

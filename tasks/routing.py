@@ -67,7 +67,7 @@ def _pick(role: str, strategy: str):
 
 def _pick_postgres(role: str, strategy: str, when):
     with connection.cursor() as cursor:
-        cursor.execute(_PICK_SQL[strategy], {"role": role, "when": when, "open": list(OPEN_TASK_STATUSES)})
+        cursor.execute(_PICK_SQL[strategy], {"role": role, "when": when})
         user_id, username, task_id = cursor.fetchone()
     return (get_user_model()(pk=user_id, username=username) if user_id else None), task_id
 
@@ -106,9 +106,11 @@ def _pick_sql(*order_by: str) -> str:
     """
 
 
+# The statuses are written out, not passed: the planner matches a condition against the
+# predicate of the partial index task_open_assignee_idx only when it can read it.
 _OPEN_COUNT = (
-    f"(SELECT COUNT(*) FROM {TaskInstance._meta.db_table} t"
-    " WHERE t.assigned_to_id = u.id AND t.status = ANY(%(open)s))"
+    f"(SELECT COUNT(*) FROM {TaskInstance._meta.db_table} t WHERE t.assigned_to_id = u.id"
+    f" AND t.status IN ({', '.join(repr(str(status)) for status in OPEN_TASK_STATUSES)}))"
 )
 _PICK_SQL = {
     LEAST_BUSY: _pick_sql(_OPEN_COUNT),
