@@ -12,7 +12,8 @@ with `--against`) are what catch those.
 Chaining happens on every insert of an event (ProcessEvent's manager and `save`), inside
 the inserting transaction and under the process row lock, which the services hold already
 and which the chaining takes itself otherwise: appends to one process are serialised and
-the chain never forks. The unique (process, seq) constraint backs that up.
+the chain never forks. The unique (process, seq) constraint backs that up. The newest
+(seq, row_hash) of each process, its head, is kept on the process row under that lock.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from django.db import connection
 from django.db.models import Q
 
-from .models import ProcessEvent
+from .models import CHAIN_HEAD, ProcessEvent, ProcessInstance
 
 GENESIS = ""
 
@@ -70,50 +71,47 @@ def _event_hash(previous: str, event: ProcessEvent) -> str:
     ))
 
 
-def _lock_and_read_heads(process_ids: Sequence[int], *, locked: bool = False) -> dict[int, tuple[int, str]]:
-    """Lock the processes' rows (a no-op for the services, which hold them already), then
-    read the newest chained event (seq, row_hash) of each.
-
-    Two statements, not one: a statement that waited for a row lock still reads the other
-    tables as of its start, so a head read in the locking statement could miss the events
-    of the transaction it waited for.
-    """
-    chained = ProcessEvent.objects.filter(seq__isnull=False)
-    if connection.vendor == "postgresql" and not locked:
-        placeholders = ", ".join(["%s"] * len(process_ids))
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT id FROM processes_processinstance WHERE id IN ({placeholders}) "
-                           "ORDER BY id FOR UPDATE", list(process_ids))
-        if len(process_ids) > 1:
-            rows = (chained.filter(process_id__in=process_ids).order_by("process_id", "-seq")
-                    .distinct("process_id").values_list("process_id", "seq", "row_hash"))
-            return {pid: (seq, row_hash) for pid, seq, row_hash in rows}
-    # SQLite runs one writer at a time (IMMEDIATE transactions): nothing to lock there.
-    heads = {}
-    for pid in process_ids:
-        row = chained.filter(process_id=pid).order_by("-seq").values_list("seq", "row_hash").first()
-        if row:
-            heads[pid] = row
-    return heads
+def _lock_and_read_heads(process_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """Lock the processes' rows and read their chain heads, in one statement: the heads
+    live on the locked rows, so a statement that waited for a lock reads the heads that
+    the transaction it waited for wrote."""
+    rows = (ProcessInstance.objects.filter(pk__in=process_ids).order_by("pk").select_for_update()
+            .values_list("pk", *CHAIN_HEAD))
+    return {pid: (seq, head) for pid, seq, head in rows}
 
 
-def chain(events: Iterable[ProcessEvent], *, locked: bool = False) -> None:
-    """Give unsaved events their `seq` and `row_hash`, continuing each process's chain.
+def chain(events: Iterable[ProcessEvent], *, processes: Mapping[int, ProcessInstance] | None = None) -> None:
+    """Give unsaved events their `seq` and `row_hash`, continuing each process's chain,
+    and move the chain heads forward.
 
-    Runs inside the inserting transaction (ProcessEvent's manager sees to it). It locks the
-    process rows, so a writer that did not lock them first (the services always do) still
-    appends in turn instead of forking the chain.
+    Runs inside the inserting transaction. `processes`: the events' process rows, which
+    this transaction locked and then read (the services): the heads are read from them and
+    moved forward in them, and the caller saves them with the rest of its writes (see
+    `processes.events.EventLog`). Otherwise the rows are locked here, so a writer that did
+    not lock them first still appends in turn instead of forking the chain, and their heads
+    are written back here.
     """
     events = [event for event in events if event.seq is None]
     if not events:
         return
-    process_ids = sorted({event.process_id for event in events})
-    heads = _lock_and_read_heads(process_ids, locked=locked)
+    if processes is not None:
+        heads = {pid: (process.event_seq, process.event_head) for pid, process in processes.items()}
+    else:
+        heads = _lock_and_read_heads(sorted({event.process_id for event in events}))
     for event in events:
         seq, previous = heads.get(event.process_id, (0, GENESIS))
         event.seq = seq + 1
         event.row_hash = _event_hash(previous, event)
         heads[event.process_id] = (event.seq, event.row_hash)
+    moved = {event.process_id for event in events}
+    if processes is not None:
+        for pid in moved:
+            processes[pid].event_seq, processes[pid].event_head = heads[pid]
+    else:
+        ProcessInstance.objects.bulk_update(
+            [ProcessInstance(pk=pid, event_seq=heads[pid][0], event_head=heads[pid][1]) for pid in sorted(moved)],
+            CHAIN_HEAD,
+        )
 
 
 # --- verification --------------------------------------------------------------------------------

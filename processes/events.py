@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 
 from django.db import transaction
 
-from .models import ProcessEvent, ProcessInstance, chain_events
+from .models import CHAIN_HEAD, ProcessEvent, ProcessInstance, chain_events
 from .writes import Writes
 
 log = logging.getLogger(__name__)
@@ -20,14 +20,17 @@ class EventLog:
 
     def __init__(self, actor=None, *, process_locked: bool = False):
         self.actor = actor
-        # The transaction locked the process rows first (the task services): the hash
-        # chain then reads its heads without locking them again.
+        # The transaction locked the process rows first and read them after the lock (the
+        # task services): the hash chain takes its heads from those rows and moves them
+        # forward there, and they are saved with the step's writes.
         self.process_locked = process_locked
+        self.processes: dict[int, ProcessInstance] = {}
         self.pending: list[ProcessEvent] = []
         self.writes = Writes()
 
     def add(self, process: ProcessInstance, type: str, *, task=None, atom_id: str = "", **payload: Any) -> None:
         user = self.actor if self.actor is not None and self.actor.is_authenticated else None
+        self.processes.setdefault(process.pk, process)
         self.pending.append(
             ProcessEvent(
                 process_id=process.pk,
@@ -43,7 +46,12 @@ class EventLog:
     def flush(self) -> list[ProcessEvent]:
         """Write the collected events, hash-chained, with the step's other writes."""
         events, self.pending = self.pending, []
-        chain_events(events, locked=self.process_locked)
+        if self.process_locked:
+            chain_events(events, processes=self.processes)
+            for process in {self.processes[event.process_id] for event in events}:
+                self.writes.update(process, CHAIN_HEAD)
+        else:
+            chain_events(events)
         self.writes.insert(events)
         self.writes.execute()
         if events:

@@ -71,6 +71,9 @@ class ProcessStatus(models.TextChoices):
 OPEN_PROCESS_STATUSES = [ProcessStatus.PENDING, ProcessStatus.RUNNING, ProcessStatus.SUSPENDED, ProcessStatus.FAILED]
 
 
+CHAIN_HEAD = ("event_seq", "event_head")
+
+
 class ProcessInstance(models.Model):
     version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="processes")
     journey_id = models.CharField(max_length=100)
@@ -96,6 +99,12 @@ class ProcessInstance(models.Model):
     predicted_finish = models.DateTimeField(null=True, blank=True, help_text="median predicted completion time")
     at_risk = models.BooleanField(default=False, help_text="predicted to finish after the journey's SLA target")
     predicted_at = models.DateTimeField(null=True, blank=True, help_text="when the prediction was last computed")
+    # The head of the process's event hash chain (processes.audit): kept on the row that
+    # every append locks, so that appending never has to read the event log first.
+    # Written only by the chain (CHAIN_HEAD), never by a plain save().
+    event_seq = models.PositiveIntegerField(default=0, db_default=0, help_text="seq of the newest chained event")
+    event_head = models.CharField(max_length=64, blank=True, default="", db_default="",
+                                  help_text="row_hash of the newest chained event")
 
     class Meta:
         permissions = [("view_all_processes", "Can see every process, not only the team's")]
@@ -114,6 +123,14 @@ class ProcessInstance(models.Model):
 
     def __str__(self) -> str:
         return f"process {self.pk} ({self.workflow_id}, {self.status})"
+
+    def save(self, *args, **kwargs) -> None:
+        # A full save of a row read before events were appended would move the chain head
+        # back; only the chain writes it.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [field.name for field in self._meta.concrete_fields
+                                       if not field.primary_key and field.name not in CHAIN_HEAD]
+        super().save(*args, **kwargs)
 
     @property
     def is_final(self) -> bool:
@@ -171,13 +188,13 @@ class ProcessEventQuerySet(models.QuerySet):
             return super().bulk_create(objs, *args, **kwargs)
 
 
-def chain_events(events, *, locked: bool = False) -> None:
+def chain_events(events, *, processes=None) -> None:
     """Give unsaved events their place in their process's hash chain (when it is on).
-    `locked`: this transaction holds their processes' rows already."""
+    `processes`: their process rows, locked and read by this transaction (audit.chain)."""
     if settings.GNDP_AUDIT_HASH_CHAIN:
         from . import audit
 
-        audit.chain(events, locked=locked)
+        audit.chain(events, processes=processes)
 
 
 class ProcessEvent(models.Model):

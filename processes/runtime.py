@@ -34,14 +34,16 @@ def _store_runtime(process: ProcessInstance, step: core.Step) -> None:
     process.fired_edges = {atom_id: sorted(targets) for atom_id, targets in step.runtime.fired.items()}
 
 
-def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, log: EventLog) -> list[TaskInstance]:
+def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, log: EventLog,
+               closing: TaskInstance | None = None) -> list[TaskInstance]:
     """Create the tasks of newly active atoms and close the process when it is done.
 
     Saves the process row with the new atom states and context (`step.context` is
-    plaintext; its sensitive fields are stored encrypted).
+    plaintext; its sensitive fields are stored encrypted). `closing`: the task this step
+    completes, whose own update waits in `log.writes`; routing counts it as closed.
     """
     now = timezone.now()
-    tasks = [_new_task(process, blueprint, atom_id, now) for atom_id in step.activated]
+    tasks = [_new_task(process, blueprint, atom_id, now, closing) for atom_id in step.activated]
     log.writes.insert(tasks, need_ids=True)
     access.grant_new_tasks(tasks, log.writes)
     for task in tasks:
@@ -75,7 +77,8 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
     return tasks
 
 
-def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now) -> TaskInstance:
+def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now,
+              closing: TaskInstance | None) -> TaskInstance:
     atom = blueprint.atoms[atom_id]
     task = TaskInstance(
         process=process,
@@ -91,7 +94,8 @@ def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now)
     )
     if atom.is_system:
         return task
-    route = routing.choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY), now)
+    route = routing.choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY), now,
+                           closing=closing.pk if closing is not None else None)
     task.pk = route.task_id
     if route.assignee is not None:
         task.assigned_to = route.assignee

@@ -39,7 +39,8 @@ def start_process(
     version = versions.resolve_workflow(workflow_id)
     blueprint = versions.get_blueprint(version.pk, workflow_id)
     step = core.start(blueprint, context)
-    log = EventLog(user)
+    # The row is created by this transaction: nobody else can append to it before the commit.
+    log = EventLog(user, process_locked=True)
     try:
         with transaction.atomic():
             process = ProcessInstance.objects.create(

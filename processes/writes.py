@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 
-__all__ = ["Writes", "update_row"]
+__all__ = ["StaleRow", "Writes", "update_row"]
 
 
 class Writes:
@@ -27,15 +27,30 @@ class Writes:
         self.deferred = self.connection.vendor == "postgresql"
         self._statements: list[tuple[str, list[Any]]] = []
         self._returning: list[tuple[int, list[Model]]] = []  # statement index, rows awaiting ids
+        self._updates: dict[tuple[type, Any], _Update] = {}
 
     def __bool__(self) -> bool:
-        return bool(self._statements)
+        return bool(self._statements or self._updates)
 
     # --- building ----------------------------------------------------------------------
 
-    def update(self, obj: Model, fields: Iterable[str]) -> None:
-        """UPDATE the row of `obj` with the current values of `fields` (attribute names)."""
-        self._add(*_update_sql(self.connection, obj, fields, {}))
+    def update(self, obj: Model, fields: Iterable[str], *, where: dict[str, Any] | None = None,
+               stale: Exception | None = None) -> None:
+        """UPDATE the row of `obj` with the values `fields` (attribute names) hold at `execute`.
+
+        Updates of one row are merged into one (a statement may change a row only once).
+        With `where` (attribute name: value), the row changes only if its columns still
+        hold those values, and `stale` is raised if it did not; the first `where` given for
+        a row stands.
+        """
+        key = (type(obj), obj.pk)
+        update = self._updates.setdefault(key, _Update(obj))
+        update.fields.update(dict.fromkeys(fields))
+        if where is not None and update.where is None:
+            update.where, update.stale = where, stale
+        if not self.deferred:
+            del self._updates[key]
+            self._run_update(update)
 
     def insert(self, objs: list[Model], *, need_ids: bool = False, ignore_conflicts: bool = False) -> None:
         """INSERT `objs` (one model). Their ids are set by the time `execute` returns, or at
@@ -89,6 +104,16 @@ class Writes:
     # --- sending -----------------------------------------------------------------------
 
     def execute(self) -> None:
+        """Send what was collected. Raises the `stale` of a guarded update that changed
+        nothing; the other writes were sent, and the caller's transaction rolls them back."""
+        updates, self._updates = list(self._updates.values()), {}
+        guarded = []
+        for update in updates:
+            sql, params = _update_sql(self.connection, update.obj, update.fields, update.where or {})
+            if update.where is not None:
+                sql += f" RETURNING {self.connection.ops.quote_name(update.obj._meta.pk.column)}"
+                guarded.append((len(self._statements), update))
+            self._statements.append((sql, params))
         statements, self._statements = self._statements, []
         returning, self._returning = self._returning, []
         if not statements:
@@ -101,12 +126,34 @@ class Writes:
             if i in waiting:
                 # Ids come from one sequence in row order, so sorted ids are the rows' order.
                 selects.append(f"ARRAY(SELECT * FROM w{i} ORDER BY 1)")
+        selects += [f"EXISTS(SELECT FROM w{i})" for i, _ in guarded]
         with self.connection.cursor() as cursor:
             cursor.execute(f"WITH {', '.join(ctes)} SELECT {', '.join(selects) or 'NULL'}", params)
             row = cursor.fetchone()
         for ids, (_, objs) in zip(row, returning):
             for obj, pk in zip(objs, ids):
                 obj.pk = pk
+        for changed, (_, update) in zip(row[len(returning):], guarded):
+            if not changed:
+                raise update.stale or StaleRow(f"{update.obj._meta.label} {update.obj.pk} was changed meanwhile")
+
+    def _run_update(self, update: "_Update") -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(*_update_sql(self.connection, update.obj, update.fields, update.where or {}))
+            if update.where is not None and cursor.rowcount != 1:
+                raise update.stale or StaleRow(f"{update.obj._meta.label} {update.obj.pk} was changed meanwhile")
+
+
+class StaleRow(Exception):
+    """A guarded update found the row changed since it was read."""
+
+
+class _Update:
+    def __init__(self, obj: Model) -> None:
+        self.obj = obj
+        self.fields: dict[str, None] = {}  # an ordered set
+        self.where: dict[str, Any] | None = None
+        self.stale: Exception | None = None
 
 
 def update_row(obj: Model, fields: Iterable[str], *, where: dict[str, Any], using: str = DEFAULT_DB_ALIAS) -> int:

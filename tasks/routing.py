@@ -35,39 +35,43 @@ def candidates(role: str):
     return User.objects.filter(groups__name=role, is_active=True).exclude(workflow_profile__available=False)
 
 
-def choose(role: str, strategy: str, when) -> Route:
-    """Pick the assignee of a new task of `role`, and note the assignment, in one statement."""
+def choose(role: str, strategy: str, when, *, closing: int | None = None) -> Route:
+    """Pick the assignee of a new task of `role`, and note the assignment, in one statement.
+    `closing`: a task that the same transaction is closing, not yet in the database."""
     if not role:
         return Route(None, unroutable=True)
     if strategy == QUEUE:
         return Route(None, unroutable=not candidates(role).exists())
     if connection.vendor == "postgresql":
-        chosen, task_id = _pick_postgres(role, strategy, when)
+        chosen, task_id = _pick_postgres(role, strategy, when, closing)
         return Route(chosen, unroutable=chosen is None, task_id=task_id)
-    chosen = _pick(role, strategy)
+    chosen = _pick(role, strategy, closing)
     if chosen is None:
         return Route(None, unroutable=True)
     note_assignment(chosen, when)
     return Route(chosen)
 
 
-def _pick(role: str, strategy: str):
+def _pick(role: str, strategy: str, closing: int | None):
     """The portable query (SQLite), in the same order as `_PICK_SQL`."""
     people = candidates(role)
     order = [F("workflow_profile__last_assigned_at").asc(nulls_first=True), "pk"]
     if strategy == LEAST_BUSY:
         open_tasks = (
             TaskInstance.objects.filter(assigned_to=OuterRef("pk"), status__in=OPEN_TASK_STATUSES)
-            .order_by().values("assigned_to").annotate(n=Count("pk")).values("n")
+            .exclude(pk=closing or 0).order_by().values("assigned_to").annotate(n=Count("pk")).values("n")
         )
         people = people.annotate(open_tasks=Coalesce(Subquery(open_tasks), 0))
         order.insert(0, "open_tasks")
     return people.order_by(*order).first()
 
 
-def _pick_postgres(role: str, strategy: str, when):
+def _pick_postgres(role: str, strategy: str, when, closing: int | None):
+    params = {"role": role, "when": when}
+    if strategy == LEAST_BUSY:
+        params["closing"] = closing or 0
     with connection.cursor() as cursor:
-        cursor.execute(_PICK_SQL[strategy], {"role": role, "when": when})
+        cursor.execute(_PICK_SQL[strategy], params)
         user_id, username, task_id = cursor.fetchone()
     return (get_user_model()(pk=user_id, username=username) if user_id else None), task_id
 
@@ -110,7 +114,8 @@ def _pick_sql(*order_by: str) -> str:
 # predicate of the partial index task_open_assignee_idx only when it can read it.
 _OPEN_COUNT = (
     f"(SELECT COUNT(*) FROM {TaskInstance._meta.db_table} t WHERE t.assigned_to_id = u.id"
-    f" AND t.status IN ({', '.join(repr(str(status)) for status in OPEN_TASK_STATUSES)}))"
+    f" AND t.status IN ({', '.join(repr(str(status)) for status in OPEN_TASK_STATUSES)})"
+    " AND t.id <> %(closing)s)"
 )
 _PICK_SQL = {
     LEAST_BUSY: _pick_sql(_OPEN_COUNT),

@@ -22,7 +22,7 @@ from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import EventLog
 from processes.models import EventType, ProcessInstance, ProcessStatus
 from processes.rows import Columns
-from processes.writes import update_row
+from processes.writes import Writes, update_row
 from processes.runtime import apply_step, enqueue_system_tasks, runtime_of
 
 from . import access, routing
@@ -84,14 +84,19 @@ def _require_running(process: ProcessInstance) -> None:
                        code="process_not_running")
 
 
-def _mark(task: TaskInstance, **changes: Any) -> None:
-    """Conditional update on the task's version: the last line of the completion guard."""
+def _mark(task: TaskInstance, writes: Writes | None = None, **changes: Any) -> None:
+    """Conditional update on the task's version: the last line of the completion guard.
+    Sent now, or with the step's other writes when given them (then the step's routing
+    must not count the task as open: see `apply_step`'s `closing`)."""
     seen = {"version": task.version, "status": task.status}
     for field, value in changes.items():
         setattr(task, field, value)
     task.version += 1
-    if update_row(task, [*changes, "version"], where=seen) != 1:
-        raise Conflict(f"task {task.pk} was changed by someone else", code="stale_task")
+    stale = Conflict(f"task {task.pk} was changed by someone else", code="stale_task")
+    if writes is not None:
+        writes.update(task, [*changes, "version"], where=seen, stale=stale)
+    elif update_row(task, [*changes, "version"], where=seen) != 1:
+        raise stale
 
 
 def start_task(task_id: Any, *, user) -> TaskInstance:
@@ -164,12 +169,12 @@ def _finish(process: ProcessInstance, task: TaskInstance, result: dict, log: Eve
         raise InvalidInput("the result does not match the step's form", details=exc.problems) from exc
     except core.AtomNotActive as exc:
         raise Conflict(str(exc), code="atom_not_active") from exc
-    _mark(task, status=TaskStatus.COMPLETED, started_at=task.started_at or timezone.now(),
+    _mark(task, log.writes, status=TaskStatus.COMPLETED, started_at=task.started_at or timezone.now(),
           completed_at=timezone.now(), result=sensitive.seal(paths, result),
           completed_by=user if user is not None else None)
     log.add(process, EventType.TASK_COMPLETED, task=task, result_keys=sorted(result),
             assigned_to_id=task.assigned_to_id)
-    apply_step(process, blueprint, step, log)
+    apply_step(process, blueprint, step, log, closing=task)
 
 
 # --- system steps, called by the worker -------------------------------------------------------

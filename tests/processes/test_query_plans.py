@@ -87,7 +87,7 @@ def test_routing_counts_a_persons_open_tasks_from_their_partial_index(busy_datab
     # routing decision slower as the history grows.
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (FORMAT JSON) " + routing._PICK_SQL[routing.LEAST_BUSY],
-                       {"role": "role-plan-3", "when": timezone.now()})
+                       {"role": "role-plan-3", "when": timezone.now(), "closing": 0})
         plan = cursor.fetchone()[0]
     plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
     found = scans_of(plan)

@@ -16,7 +16,7 @@ from django.test import override_settings
 
 from processes import audit
 from processes.events import EventLog
-from processes.models import ProcessEvent
+from processes.models import ProcessEvent, ProcessInstance
 from processes.services import start_process
 from tasks import services as task_services
 from tasks.models import TaskInstance
@@ -132,6 +132,31 @@ def test_a_row_taken_out_of_the_chain_is_found(finished):
 
     assert verify_audit() == (1, f"BROKEN: process {first.pk}: event {victim.pk} ({victim.type}) is not in the "
                                  "hash chain: its seq and hash were removed")
+
+
+def test_the_process_row_keeps_its_chain_head_whoever_appends(small_version, clerk):
+    """The services take the head from the locked row; other writers (the manager, as the
+    SLA sweep and comments use it) lock the row and move the head too; a full save of a row
+    read earlier does not move it back."""
+    process = start_process(workflow_id="journey-small", user=clerk)
+    stale = ProcessInstance.objects.get(pk=process.pk)
+
+    def newest():
+        event = ProcessEvent.objects.filter(process=process).latest("seq")
+        return event.seq, event.row_hash
+
+    ProcessEvent.objects.create(process=process, type="sla.warning", payload={"n": 1})
+    ProcessEvent.objects.bulk_create([ProcessEvent(process=process, type="sla.warning", payload={"n": n})
+                                      for n in (2, 3)])
+    stale.failure = "a full save of a row read before those appends"
+    stale.save()
+    process.refresh_from_db()
+    assert (process.event_seq, process.event_head) == newest()
+
+    task_services.complete_task(open_task(process, "atom-apply").pk, user=clerk, result={"amount": 1, "score": 700})
+    process.refresh_from_db()
+    assert (process.event_seq, process.event_head) == newest()
+    assert verify_audit("--process", str(process.pk))[0] == 0
 
 
 def test_events_written_before_the_chain_was_on_are_counted_not_checked(small_version, clerk):
