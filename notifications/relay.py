@@ -66,7 +66,7 @@ def _hand_off(ids: list[int]) -> None:
 
 
 # Off the request's thread (processes.background): one message per batch of commits.
-_handoffs = Drain("notification-handoff", _hand_off)
+_handoffs = Drain("notification-handoff", _hand_off, linger=0.05)
 
 
 def _in_memory_layer() -> bool:

@@ -3,7 +3,8 @@ draining a queue in order.
 
 Live updates and the hand-off of notifications to a worker are each a send to the broker
 (a round trip or more): done inline, they were a fifth of a task completion's time. Here
-the request only appends to a queue; whatever piled up meanwhile goes out as one batch.
+the request only appends to a queue; whatever piled up meanwhile, or arrives within the
+drain's `linger`, goes out as one batch.
 Both are best effort by design: what a process takes with it when it exits, the clients
 resynchronise over REST and the notification relay delivers from the event log.
 """
@@ -14,6 +15,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -22,9 +24,13 @@ log = logging.getLogger(__name__)
 class Drain:
     """Hands the items put here to `handle`, in order and in batches, on its own thread."""
 
-    def __init__(self, name: str, handle: Callable[[list[Any]], None]) -> None:
+    def __init__(self, name: str, handle: Callable[[list[Any]], None], *, linger: float = 0.0) -> None:
         self.name = name
         self.handle = handle
+        # How long the first item of a batch waits for others: under load, one send per
+        # many commits instead of one per commit, the most of which holds up the thread
+        # that commits (the interpreter runs one thread at a time).
+        self.linger = linger
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._idle = threading.Condition()
         self._pending = 0  # items put and not yet handled
@@ -58,6 +64,8 @@ class Drain:
     def _run(self) -> None:
         while True:
             batch = list(self._queue.get())
+            if self.linger:
+                time.sleep(self.linger)
             while not self._queue.empty():
                 batch += self._queue.get_nowait()
             try:

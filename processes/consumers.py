@@ -19,7 +19,8 @@ FORBIDDEN = 4403
 
 
 class EventConsumer(AsyncJsonWebsocketConsumer):
-    """Forwards every `event.message` of its groups as the contract's Event."""
+    """Forwards every `event.message` (and each event of an `event.batch`) of its groups as
+    the contract's Event."""
 
     groups_joined: list[str]
 
@@ -46,6 +47,11 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
 
     async def event_message(self, message) -> None:
         await self.send_json(message["event"])
+
+    async def event_batch(self, message) -> None:
+        """Several events of one group, sent together by the publisher: one frame each."""
+        for event in message["events"]:
+            await self.send_json(event)
 
     async def groups_for(self, user) -> list[str] | None:
         raise NotImplementedError
