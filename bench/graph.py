@@ -1,7 +1,8 @@
 """The Neo4j graph store and the runtime mirror: a large import, a workflow read, mirror lag.
 
     eval "$(scripts/falkordb.sh start)"     # or NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD of a Neo4j 5
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/gndp_bench_graph .venv/bin/python bench/graph.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/gndp_bench_graph REDIS_URL=redis://127.0.0.1:6379/10 \
+        CELERY_TASK_ALWAYS_EAGER=0 .venv/bin/python bench/graph.py
     scripts/falkordb.sh stop
 
 Prints one JSON line:
@@ -12,6 +13,8 @@ Prints one JSON line:
   busy worker would): from the commit of a completion to the mirror's cursor passing its
   events, and afterwards the number of differences `reconcile` finds (0 expected).
 On FalkorDB (user falkordb) batches default to 2,500 bytes: it crashes on larger parameters.
+With Redis and jobs not run eagerly, as in service: a completion hands its notifications to a
+worker instead of delivering them itself (no worker runs here; the mirror has the spare core).
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL="redis://127.0.0
 DB=gndp_bench_graph
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 eval "$(FALKORDB_DIR=var/falkordb-bench scripts/falkordb.sh start)"; export NEO4J_URI NEO4J_USER NEO4J_PASSWORD
-DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" record .venv/bin/python bench/graph.py
+redis-cli -n 10 FLUSHDB >/dev/null
+DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL="redis://127.0.0.1:6379/10" CELERY_TASK_ALWAYS_EAGER=0 \
+    record .venv/bin/python bench/graph.py
 FALKORDB_DIR=var/falkordb-bench scripts/falkordb.sh stop; unset NEO4J_URI
 
 # Its own database (gndp_bench_monitoring), seeded at a tenth of the sizes in
