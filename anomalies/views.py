@@ -6,6 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from gndp.htmx import as_get
+
 from . import selectors, services
 from .models import AnomalyKind
 
@@ -37,10 +39,6 @@ def anomaly_panel(request):
 def anomaly_acknowledge(request, anomaly_id: int):
     services.anomaly_acknowledge(user=request.user, anomaly_id=anomaly_id, note=request.POST.get("note", ""))
     if request.htmx:
-        return anomaly_panel(_as_get(request))
+        return anomaly_panel(as_get(request))
     return redirect("anomalies-page")
 
-
-def _as_get(request):
-    request.method = "GET"
-    return request

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from gndp.htmx import as_get
 from processes.errors import InvalidInput
 
 from . import selectors, services
@@ -56,13 +57,8 @@ def notification_read_all(request):
 
 def _back(request):
     if request.htmx:
-        return notification_list(_as_get(request))
+        return notification_list(as_get(request))
     return redirect("notifications-page")
-
-
-def _as_get(request):
-    request.method = "GET"
-    return request
 
 
 @login_required

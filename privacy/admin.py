@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from processes.admin import ReadOnlyAdmin
+
 from . import services
 from .models import Erasure, RetentionPolicy
 
@@ -20,16 +22,7 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Erasure)
-class ErasureAdmin(admin.ModelAdmin):
+class ErasureAdmin(ReadOnlyAdmin):
     list_display = ("reference", "kind", "processes", "requested_by", "created_at")
     list_filter = ("kind",)
     readonly_fields = ("reference", "kind", "processes", "counts", "requested_by", "created_at")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

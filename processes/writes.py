@@ -7,6 +7,8 @@ the step's writes travel as the data-modifying CTEs of one statement. They are i
 of each other (rows that others point to get their ids first, `need_ids`), so the order
 inside the statement does not matter. Other databases run them one by one, at once.
 
+An update may be guarded (`where`): it changes its row only if the row still holds what was
+read, and `execute` raises otherwise; the completion's conditional task update travels so.
 Writes are deferred until `execute`: nothing in between may read what they write.
 """
 
@@ -17,7 +19,7 @@ from typing import Any, Iterable
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 
-__all__ = ["StaleRow", "Writes", "update_row"]
+__all__ = ["StaleRow", "Writes"]
 
 
 class Writes:
@@ -135,13 +137,14 @@ class Writes:
                 obj.pk = pk
         for changed, (_, update) in zip(row[len(returning):], guarded):
             if not changed:
-                raise update.stale or StaleRow(f"{update.obj._meta.label} {update.obj.pk} was changed meanwhile")
+                raise update.refusal()
 
     def _run_update(self, update: "_Update") -> None:
         with self.connection.cursor() as cursor:
             cursor.execute(*_update_sql(self.connection, update.obj, update.fields, update.where or {}))
-            if update.where is not None and cursor.rowcount != 1:
-                raise update.stale or StaleRow(f"{update.obj._meta.label} {update.obj.pk} was changed meanwhile")
+            changed = cursor.rowcount
+        if update.where is not None and changed != 1:
+            raise update.refusal()
 
 
 class StaleRow(Exception):
@@ -155,14 +158,8 @@ class _Update:
         self.where: dict[str, Any] | None = None
         self.stale: Exception | None = None
 
-
-def update_row(obj: Model, fields: Iterable[str], *, where: dict[str, Any], using: str = DEFAULT_DB_ALIAS) -> int:
-    """UPDATE the row of `obj` with the current values of `fields` now, if its columns still
-    hold `where` (attribute name: value); the number of rows changed (0 or 1)."""
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(*_update_sql(connection, obj, fields, where))
-        return cursor.rowcount
+    def refusal(self) -> Exception:
+        return self.stale or StaleRow(f"{self.obj._meta.label} {self.obj.pk} was changed meanwhile")
 
 
 def _update_sql(connection, obj: Model, fields: Iterable[str], where: dict[str, Any]) -> tuple[str, list[Any]]:

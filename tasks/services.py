@@ -22,7 +22,7 @@ from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import EventLog
 from processes.models import EventType, ProcessInstance, ProcessStatus
 from processes.rows import Columns
-from processes.writes import Writes, update_row
+from processes.writes import Writes
 from processes.runtime import apply_step, enqueue_system_tasks, runtime_of
 
 from . import access, routing
@@ -92,11 +92,11 @@ def _mark(task: TaskInstance, writes: Writes | None = None, **changes: Any) -> N
     for field, value in changes.items():
         setattr(task, field, value)
     task.version += 1
-    stale = Conflict(f"task {task.pk} was changed by someone else", code="stale_task")
-    if writes is not None:
-        writes.update(task, [*changes, "version"], where=seen, stale=stale)
-    elif update_row(task, [*changes, "version"], where=seen) != 1:
-        raise stale
+    target = writes if writes is not None else Writes()
+    target.update(task, [*changes, "version"], where=seen,
+                  stale=Conflict(f"task {task.pk} was changed by someone else", code="stale_task"))
+    if writes is None:
+        target.execute()
 
 
 def start_task(task_id: Any, *, user) -> TaskInstance:

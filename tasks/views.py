@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from gndp.htmx import as_get
 from processes import versions
 from processes.selectors import masked_context, masked_result
 from processes.errors import InvalidInput, ServiceError
@@ -61,7 +62,7 @@ def task_detail(request, task_id: int):
         else:
             messages.success(request, f"“{task.name}” completed.")
             if request.htmx:  # show the completed task in place; no reload
-                return task_detail(_as_get(request), task.pk)
+                return task_detail(as_get(request), task.pk)
             return redirect("inbox")
     # htmx swaps only successful responses: the inline errors go back as a 200 to it.
     status = 400 if request.method == "POST" and not request.htmx else 200
@@ -69,11 +70,6 @@ def task_detail(request, task_id: int):
         "task": task, "atom": atom, "form": form, "process": task.process,
         "context_items": masked_context(task.process), "result_items": masked_result(task),
     }, status=status)
-
-
-def _as_get(request):
-    request.method = "GET"
-    return request
 
 
 @login_required
