@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from rest_framework.authentication import TokenAuthentication
+from gndp.api.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from processes.models import ProcessInstance, ProcessStatus
