@@ -100,7 +100,8 @@ class ProcessViewSet(viewsets.GenericViewSet):
             workflow_id=data["journey_id"], context=data["context"], user=request.user,
             business_key=data.get("business_key"),
         )
-        return Response(ProcessSerializer(selectors.process_for(request.user, process.pk)).data, status=201)
+        # The starter always sees what it started: no read through the visibility selector.
+        return Response(ProcessSerializer(process).data, status=201)
 
     @extend_schema(request=None, responses=ProcessSerializer)
     @action(detail=True, methods=["post"])

@@ -5,11 +5,13 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from gndp.api.representation import BuiltOnceFields
+
 from . import sensitive
 from .models import EVENT_TYPES, ProcessEvent, ProcessInstance
 
 
-class ProcessSerializer(serializers.ModelSerializer):
+class ProcessSerializer(BuiltOnceFields, serializers.ModelSerializer):
     """The contract's Process."""
 
     journey_id = serializers.CharField(source="workflow_id")

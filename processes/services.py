@@ -55,13 +55,17 @@ def start_process(
             )
             log.add(process, EventType.PROCESS_STARTED, workflow_id=workflow_id, version=version.number,
                     business_key=business_key)
-            apply_step(process, blueprint, step, log)
+            tasks = apply_step(process, blueprint, step, log)
             log.flush()
     except IntegrityError:
         if business_key and ProcessInstance.objects.filter(business_key=business_key).exists():
             raise Conflict(f"an open process already has business key {business_key!r}",
                            code="duplicate_business_key") from None
         raise
+    if any(task.kind == "system" for task in tasks):
+        # Its system steps were handed to the workers at commit, and may have moved it on
+        # already (eagerly, inside this call): the caller gets the process as it is now.
+        process.refresh_from_db()
     return process
 
 

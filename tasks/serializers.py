@@ -3,12 +3,13 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from gndp.api.representation import BuiltOnceFields
 from processes import sensitive, versions
 
 from .models import TaskInstance
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(BuiltOnceFields, serializers.ModelSerializer):
     process_instance_id = serializers.IntegerField(source="process_id")
     assigned_to = serializers.SlugRelatedField(slug_field="username", read_only=True)
     overdue = serializers.SerializerMethodField()
