@@ -7,5 +7,7 @@ class ProcessesConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, handlers  # noqa: F401  (checks registers the security checks)
+        from .writes import cache_step_statement_parsing
 
         handlers.load_handler_modules()
+        cache_step_statement_parsing()

@@ -175,3 +175,21 @@ def _update_sql(connection, obj: Model, fields: Iterable[str], where: dict[str, 
     params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns]
     params += [field.get_db_prep_value(value, connection) for field, value in conditions]
     return sql, params
+
+
+def cache_step_statement_parsing() -> None:
+    """Let psycopg keep the parsed form of a step's statement.
+
+    psycopg parses a statement's `%s` placeholders again at every execution once it is
+    longer than 4 KiB or has more than 50 parameters: its cache is sized for ordinary
+    statements, against a stream of one-off `IN (...)` lists. A step's single statement is
+    both long and wide, and comes in few shapes (by how many tasks and events a step
+    writes), so parsing it again cost more than a tenth of a completion. The cache stays
+    psycopg's own, bounded at 128 statements.
+    """
+    try:
+        from psycopg import _queries
+    except ImportError:  # another driver: nothing to tune
+        return
+    _queries.MAX_CACHED_STATEMENT_LENGTH = max(_queries.MAX_CACHED_STATEMENT_LENGTH, 64 * 1024)
+    _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, 2000)
