@@ -32,7 +32,10 @@ pages = [
     path("dashboard/", monitoring_views.dashboard, name="dashboard-page"),
 ]
 
-urlpatterns = pages + [
+# The engine's API first: Django tries patterns in order and, for every include that does not
+# match, records each of its patterns as tried; behind the root-level includes below, the
+# hottest requests paid for failing through all of them.
+urlpatterns = [path("api/", include(router.urls)), *pages] + [
     path("", include("notifications.urls")),
     path("", include("collaboration.urls")),
     path("", include("anomalies.urls")),
@@ -41,7 +44,6 @@ urlpatterns = pages + [
     path("api/simulation/", include("processes.simulation_urls")),
     path("api/monitoring/", include("monitoring.urls")),
     path("api/monitoring/", include("processes.graph_urls")),
-    path("api/", include(router.urls)),
     path("admin/", admin.site.urls),
     path("accounts/login/", LoginView.as_view(), name="login"),  # with the sign-in lockout
     path("accounts/", include("django.contrib.auth.urls")),
