@@ -17,10 +17,12 @@ from django.db.models import Model
 class Columns:
     """The concrete columns of a model under a table alias, and how to read them back."""
 
-    def __init__(self, model: type[Model], alias: str) -> None:
+    def __init__(self, model: type[Model], alias: str, only: Sequence[str] = ()) -> None:
+        """`only`: these attribute names (and the primary key), the others deferred."""
         self.model = model
         self.alias = alias
-        self.fields = model._meta.concrete_fields
+        self.fields = [field for field in model._meta.concrete_fields
+                       if not only or field.primary_key or field.attname in only]
         self.names = [field.attname for field in self.fields]
         self._pk = self.fields.index(model._meta.pk)
         self._converters: dict[str, list] = {}

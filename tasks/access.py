@@ -31,6 +31,7 @@ def _task_perm_ids() -> list[int]:
 
 
 def roles_of(user) -> list[str]:
+    # Read once per request; an API request's user arrives with them (gndp.api.authentication).
     cached = getattr(user, "_workflow_roles", None)
     if cached is None:
         cached = list(user.groups.values_list("name", flat=True))

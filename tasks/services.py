@@ -41,6 +41,8 @@ def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
         task_id = int(task_id)
     except (TypeError, ValueError):
         raise NotFound(f"task {task_id} not found") from None
+    if not -(2**63) <= task_id < 2**63:  # no such id; SQLite would refuse the number itself
+        raise NotFound(f"task {task_id} not found")
     task_columns, process_columns, user_columns = _lock_columns()
     with connection.cursor() as cursor:
         cursor.execute(_lock_sql(connection.vendor), [task_id])
