@@ -14,8 +14,11 @@ WSGI servers use), and, for a response already rendered, its closing, so that th
 A streaming response (a file download) is closed after it was sent; the connections are
 released before it is sent. The event loop only reads the body and sends the response.
 
-`GNDP_HTTP_THREADS` (default: the database pool's size) bounds the requests a process works
-on at once: each holds at most one pooled connection.
+`GNDP_HTTP_THREADS` (default 2, at most the database pool's size) is how many requests a
+process works on at once, each holding at most one pooled connection. More threads overlap
+more database waits but take turns at the one interpreter lock: on the API benchmark (two
+processes on two cores) two threads gave the same throughput as eight and a third of the
+tail latency. Run more processes (uvicorn --workers) for more cores.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from django.urls import set_script_prefix
 
 
 def thread_count() -> int:
-    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool") or {}
-    default = pool.get("max_size", 8) if isinstance(pool, dict) else 8
-    return int(os.environ.get("GNDP_HTTP_THREADS", default))
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    connections = pool.get("max_size", 4) if isinstance(pool, dict) else None
+    wanted = max(1, int(os.environ.get("GNDP_HTTP_THREADS", "2")))
+    return min(wanted, connections) if connections else wanted
 
 
 class HTTPHandler(ASGIHandler):
