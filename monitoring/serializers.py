@@ -56,7 +56,7 @@ class MonitoringQuerySerializer(serializers.Serializer):
 class ActiveProcessesQuerySerializer(MonitoringQuerySerializer):
     status = serializers.ChoiceField(choices=HEALTH_STATES, required=False)
     limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=500)
-    offset = serializers.IntegerField(required=False, default=0, min_value=0)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**62)
 
 
 class BottlenecksQuerySerializer(MonitoringQuerySerializer):

@@ -20,6 +20,8 @@ from .serializers import (
     JourneyImportResultSerializer,
     JourneySummarySerializer,
     ProcessSerializer,
+    StartedManySerializer,
+    StartManySerializer,
     StartProcessSerializer,
     VisualizeSerializer,
 )
@@ -102,6 +104,17 @@ class ProcessViewSet(viewsets.GenericViewSet):
         )
         # The starter always sees what it started: no read through the visibility selector.
         return Response(ProcessSerializer(process).data, status=201)
+
+    @extend_schema(request=StartManySerializer, responses={201: StartedManySerializer})
+    @action(detail=False, methods=["post"], url_path="start-bulk")
+    @idempotent
+    def start_bulk(self, request):
+        data = _valid(StartManySerializer, request)
+        started = services.start_processes(
+            workflow_id=data["journey_id"], contexts=data["contexts"], user=request.user,
+            business_keys=data.get("business_keys"),
+        )
+        return Response({"started": len(started), "ids": [process.pk for process in started]}, status=201)
 
     @extend_schema(request=None, responses=ProcessSerializer)
     @action(detail=True, methods=["post"])

@@ -35,15 +35,16 @@ def _store_runtime(process: ProcessInstance, step: core.Step) -> None:
 
 
 def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, log: EventLog,
-               closing: TaskInstance | None = None) -> list[TaskInstance]:
+               closing: TaskInstance | None = None, router: routing.BatchRouter | None = None) -> list[TaskInstance]:
     """Create the tasks of newly active atoms and close the process when it is done.
 
     Saves the process row with the new atom states and context (`step.context` is
     plaintext; its sensitive fields are stored encrypted). `closing`: the task this step
     completes, whose own update waits in `log.writes`; routing counts it as closed.
+    `router`: routes for a whole batch of steps (a bulk start) instead of one statement a task.
     """
     now = timezone.now()
-    tasks = [_new_task(process, blueprint, atom_id, now, closing) for atom_id in step.activated]
+    tasks = [_new_task(process, blueprint, atom_id, now, closing, router) for atom_id in step.activated]
     log.writes.insert(tasks, need_ids=True)
     access.grant_new_tasks(tasks, log.writes)
     for task in tasks:
@@ -78,7 +79,7 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
 
 
 def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now,
-              closing: TaskInstance | None) -> TaskInstance:
+              closing: TaskInstance | None, router: routing.BatchRouter | None) -> TaskInstance:
     atom = blueprint.atoms[atom_id]
     task = TaskInstance(
         process=process,
@@ -93,9 +94,11 @@ def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now,
         created_at=now,
     )
     if atom.is_system:
+        task.pk = router.task_id() if router is not None else None
         return task
-    route = routing.choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY), now,
-                           closing=closing.pk if closing is not None else None)
+    choose = router.choose if router is not None else routing.choose
+    route = choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY), now,
+                   closing=closing.pk if closing is not None else None)
     task.pk = route.task_id
     if route.assignee is not None:
         task.assigned_to = route.assignee

@@ -56,6 +56,19 @@ class StartProcessSerializer(serializers.Serializer):
     business_key = serializers.CharField(required=False, allow_null=True, max_length=200)
 
 
+class StartManySerializer(serializers.Serializer):
+    journey_id = serializers.RegexField(r"^[a-z0-9][a-z0-9._-]{0,99}$", help_text="A journey, phase or module id.")
+    contexts = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=1000,
+                                     help_text="One process each, at most 1,000 a request.")
+    business_keys = serializers.ListField(child=serializers.CharField(max_length=200, allow_null=True),
+                                          required=False, help_text="One for each context, or none.")
+
+
+class StartedManySerializer(serializers.Serializer):
+    started = serializers.IntegerField()
+    ids = serializers.ListField(child=serializers.IntegerField())
+
+
 class AbortSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
 

@@ -18,7 +18,7 @@ from . import sensitive, versions
 from .engine import core
 from .errors import Conflict, InvalidInput, NotFound
 from .events import EventLog
-from .models import EventType, ProcessInstance, ProcessStatus
+from .models import OPEN_PROCESS_STATUSES, EventType, ProcessInstance, ProcessStatus
 from .runtime import apply_step, enqueue_system_tasks
 
 
@@ -67,6 +67,76 @@ def start_process(
         # already (eagerly, inside this call): the caller gets the process as it is now.
         process.refresh_from_db()
     return process
+
+
+BULK_BATCH = 250
+
+
+def start_processes(
+    *, workflow_id: str, contexts: list[Any], user=None, business_keys: list[str | None] | None = None
+) -> list[ProcessInstance]:
+    """Start many processes of the latest version of a journey: the bulk start path.
+
+    Everything is checked first, and nothing starts when anything is wrong (a context that
+    is not an object, a business key given twice or already held by an open process). Then
+    each batch of `BULK_BATCH` is one transaction: the processes, their first tasks (routed
+    in memory across the batch, `routing.BatchRouter`), the tasks' object permissions and
+    the events, in a few statements. Batches commit one by one, so routing never holds the
+    people's profile rows for long. Should a batch fail after all (a business key taken
+    meanwhile), the batches before it stay started and the error says how many.
+    """
+    from tasks.routing import BatchRouter
+
+    keys = list(business_keys) if business_keys is not None else [None] * len(contexts)
+    if len(keys) != len(contexts):
+        raise InvalidInput("one business key per context", details={"business_keys": "as many as contexts"})
+    problems = {f"contexts[{i}]": "must be a JSON object" for i, c in enumerate(contexts)
+                if c is not None and not isinstance(c, dict)}
+    given = [key for key in keys if key]
+    if len(set(given)) != len(given):
+        problems["business_keys"] = "each business key at most once"
+    if problems:
+        raise InvalidInput("cannot start these processes", details=problems)
+    taken = sorted(ProcessInstance.objects.filter(business_key__in=given, status__in=OPEN_PROCESS_STATUSES)
+                   .values_list("business_key", flat=True))
+    if taken:
+        raise Conflict("open processes already have some of these business keys", code="duplicate_business_key",
+                       details={"business_keys": taken[:20]})
+    version = versions.resolve_workflow(workflow_id)
+    blueprint = versions.get_blueprint(version.pk, workflow_id)
+    paths = sensitive.paths_of_version(version.pk, version.journey_id)
+    steps = [core.start(blueprint, context or {}) for context in contexts]
+    starter = user if user is not None and user.is_authenticated else None
+    started: list[ProcessInstance] = []
+    for first in range(0, len(steps), BULK_BATCH):
+        batch = range(first, min(first + BULK_BATCH, len(steps)))
+        try:
+            started += _start_batch(version, workflow_id, blueprint, paths, [steps[i] for i in batch],
+                                    [keys[i] for i in batch], starter, BatchRouter())
+        except IntegrityError:
+            raise Conflict(f"a business key was taken meanwhile; {len(started)} processes were started",
+                           code="duplicate_business_key", details={"started": len(started)}) from None
+    return started
+
+
+def _start_batch(version, workflow_id, blueprint, paths, steps, keys, user, router) -> list[ProcessInstance]:
+    processes = [
+        ProcessInstance(version=version, journey_id=version.journey_id, workflow_id=workflow_id,
+                        status=ProcessStatus.RUNNING, context=sensitive.seal(paths, step.context),
+                        business_key=key or None, started_by=user)
+        for step, key in zip(steps, keys)
+    ]
+    with transaction.atomic():
+        # The rows are created by this transaction: nobody else can append to them meanwhile.
+        log = EventLog(user, process_locked=True)
+        log.writes.create(processes)
+        for process, step, key in zip(processes, steps, keys):
+            log.add(process, EventType.PROCESS_STARTED, workflow_id=workflow_id, version=version.number,
+                    business_key=key)
+            apply_step(process, blueprint, step, log, router=router)
+        router.stamp()
+        log.flush()
+    return processes
 
 
 def suspend_process(process_id: Any, *, user=None) -> ProcessInstance:

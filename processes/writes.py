@@ -21,6 +21,9 @@ from django.db.models import Model
 
 __all__ = ["StaleRow", "Writes"]
 
+# Parameters a statement may carry: PostgreSQL's protocol allows 65,535.
+MAX_PARAMS = 30_000
+
 
 class Writes:
     def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
@@ -30,9 +33,10 @@ class Writes:
         self._statements: list[tuple[str, list[Any]]] = []
         self._returning: list[tuple[int, list[Model]]] = []  # statement index, rows awaiting ids
         self._updates: dict[tuple[type, Any], _Update] = {}
+        self._late: list[list[Model]] = []  # rows inserted at `execute`, as they are then
 
     def __bool__(self) -> bool:
-        return bool(self._statements or self._updates)
+        return bool(self._statements or self._updates or self._late)
 
     # --- building ----------------------------------------------------------------------
 
@@ -65,17 +69,23 @@ class Writes:
         opts = objs[0]._meta
         if need_ids:
             self._allocate_ids([obj for obj in objs if obj.pk is None])
+        for obj in objs:
+            # The row goes in with the values it holds now: an update of it waiting here is
+            # moot (and could not see it: the statements of one CTE share a snapshot).
+            self._updates.pop((type(obj), obj.pk), None)
         with_pk = objs[0].pk is not None
         fields = [f for f in opts.concrete_fields if with_pk or not f.primary_key]
         quote = self.connection.ops.quote_name
-        row = "({})".format(", ".join(["%s"] * len(fields)))
-        sql = "INSERT INTO {} ({}) VALUES {}{}".format(
+        # One array a column, unnested: the statement reads the same for any number of rows
+        # (psycopg keeps its parsed form, PostgreSQL its plan) and carries one parameter a
+        # column, however many rows a bulk start sends.
+        sql = "INSERT INTO {} ({}) SELECT * FROM unnest({}){}".format(
             quote(opts.db_table),
             ", ".join(quote(f.column) for f in fields),
-            ", ".join([row] * len(objs)),
+            ", ".join(f"%s::{f.db_type(self.connection)}[]" for f in fields),
             " ON CONFLICT DO NOTHING" if ignore_conflicts else "",
         )
-        params = [f.get_db_prep_save(f.pre_save(obj, True), self.connection) for obj in objs for f in fields]
+        params = [[f.get_db_prep_save(f.pre_save(obj, True), self.connection) for obj in objs] for f in fields]
         if not with_pk and not ignore_conflicts:  # skipped rows return no id, as in bulk_create
             sql += f" RETURNING {quote(opts.pk.column)}"
             self._returning.append((len(self._statements), objs))
@@ -83,6 +93,19 @@ class Writes:
         for obj in objs:
             obj._state.adding = False
             obj._state.db = self.using
+
+    def create(self, objs: list[Model]) -> None:
+        """Rows that this step creates and goes on changing (a bulk start's processes): their
+        ids are set at once, and they are inserted at `execute` with the values they hold
+        then, their updates folded in. Where writes are not deferred, they are inserted now
+        and updated as usual."""
+        if not objs:
+            return
+        if not self.deferred:
+            self.insert(objs)
+            return
+        self._allocate_ids([obj for obj in objs if obj.pk is None])
+        self._late.append(objs)
 
     def _allocate_ids(self, objs: list[Model]) -> None:
         if not objs:
@@ -108,6 +131,9 @@ class Writes:
     def execute(self) -> None:
         """Send what was collected. Raises the `stale` of a guarded update that changed
         nothing; the other writes were sent, and the caller's transaction rolls them back."""
+        late, self._late = self._late, []
+        for objs in late:
+            self.insert(objs)
         updates, self._updates = list(self._updates.values()), {}
         guarded = []
         for update in updates:
@@ -117,25 +143,40 @@ class Writes:
                 guarded.append((len(self._statements), update))
             self._statements.append((sql, params))
         statements, self._statements = self._statements, []
-        returning, self._returning = self._returning, []
-        if not statements:
-            return
-        waiting = dict(returning)
-        ctes, selects, params = [], [], []
-        for i, (sql, statement_params) in enumerate(statements):
+        returning, self._returning = dict(self._returning), []
+        guarded = dict(guarded)
+        # One statement, unless the parameters would pass what PostgreSQL takes in one
+        # (a bulk start's writes): then as few statements as fit.
+        start = 0
+        while start < len(statements):
+            end, count = start + 1, len(statements[start][1])
+            while end < len(statements) and count + len(statements[end][1]) <= MAX_PARAMS:
+                count += len(statements[end][1])
+                end += 1
+            self._send(statements, start, end, returning, guarded)
+            start = end
+
+    def _send(self, statements, start: int, end: int, returning: dict, guarded: dict) -> None:
+        ctes, selects, params, waiting, checked = [], [], [], [], []
+        for i in range(start, end):
+            sql, statement_params = statements[i]
             ctes.append(f"w{i} AS ({sql})")
             params += statement_params
-            if i in waiting:
+            if i in returning:
                 # Ids come from one sequence in row order, so sorted ids are the rows' order.
                 selects.append(f"ARRAY(SELECT * FROM w{i} ORDER BY 1)")
-        selects += [f"EXISTS(SELECT FROM w{i})" for i, _ in guarded]
+                waiting.append(returning[i])
+        for i in range(start, end):
+            if i in guarded:
+                selects.append(f"EXISTS(SELECT FROM w{i})")
+                checked.append(guarded[i])
         with self.connection.cursor() as cursor:
             cursor.execute(f"WITH {', '.join(ctes)} SELECT {', '.join(selects) or 'NULL'}", params)
             row = cursor.fetchone()
-        for ids, (_, objs) in zip(row, returning):
+        for ids, objs in zip(row, waiting):
             for obj, pk in zip(objs, ids):
                 obj.pk = pk
-        for changed, (_, update) in zip(row[len(returning):], guarded):
+        for changed, update in zip(row[len(waiting):], checked):
             if not changed:
                 raise update.refusal()
 

@@ -8,6 +8,7 @@ the task for any member to claim. Nobody available leaves it unassigned (`unrout
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -121,3 +122,74 @@ _PICK_SQL = {
     LEAST_BUSY: _pick_sql(_OPEN_COUNT),
     ROUND_ROBIN: _pick_sql(),
 }
+
+
+class BatchRouter:
+    """Routing for many new tasks in one transaction (a bulk start), decided in memory.
+
+    The per-task statement counts open tasks in the database, where the tasks created
+    earlier in the same batch are not yet (a step's writes go out together), so it would
+    hand the whole batch to one person. Here each role's members are read once, with their
+    open tasks and when they last got one, and every choice updates those counts: the
+    strategies and tie-breaks are `choose`'s. `stamp` writes the profiles' last assignment
+    at the end; new tasks' ids are drawn in blocks (`task_id`).
+    """
+
+    ID_BLOCK = 500
+
+    def __init__(self) -> None:
+        self._members: dict[str, list[list]] = {}  # role -> [open tasks, last assigned, id, user]
+        self._stamps: dict[int, object] = {}
+        self._ids: list[int] = []
+
+    def choose(self, role: str, strategy: str, when, *, closing: int | None = None) -> Route:
+        if not role:
+            return Route(None, unroutable=True)
+        members = self._members_of(role)
+        if strategy == QUEUE or not members:
+            return Route(None, unroutable=not members)
+        never = when.replace(year=1)  # before anyone's last assignment: NULLS FIRST
+        key = (lambda m: (m[1] or never, m[2])) if strategy == ROUND_ROBIN else (lambda m: (m[0], m[1] or never, m[2]))
+        chosen = min(members, key=key)
+        # Later choices of this batch come after this one, in the order they are made.
+        stamp = max([when, *(m[1] for m in members if m[1] is not None)]) + timedelta(microseconds=1)
+        for member in self._all_entries(chosen[2]):
+            member[0] += 1
+            member[1] = stamp
+        self._stamps[chosen[2]] = stamp
+        return Route(chosen[3], task_id=self.task_id())
+
+    def task_id(self) -> int | None:
+        """A new task's id, from a block drawn in one statement on PostgreSQL (elsewhere
+        the insert draws them)."""
+        if connection.vendor != "postgresql":
+            return None
+        if not self._ids:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                               [TaskInstance._meta.db_table, self.ID_BLOCK])
+                self._ids = [row[0] for row in cursor.fetchall()][::-1]
+        return self._ids.pop()
+
+    def stamp(self) -> None:
+        """Write when each chosen person last got a task (the tie-breaker, the rotation)."""
+        Profile.objects.bulk_create(
+            [Profile(user_id=user_id, last_assigned_at=when) for user_id, when in sorted(self._stamps.items())],
+            update_conflicts=True, unique_fields=["user"], update_fields=["last_assigned_at"],
+        )
+        self._stamps.clear()
+
+    def _members_of(self, role: str) -> list[list]:
+        if role not in self._members:
+            open_tasks = (
+                TaskInstance.objects.filter(assigned_to=OuterRef("pk"), status__in=OPEN_TASK_STATUSES)
+                .order_by().values("assigned_to").annotate(n=Count("pk")).values("n")
+            )
+            rows = candidates(role).annotate(open_tasks=Coalesce(Subquery(open_tasks), 0),
+                                             last=F("workflow_profile__last_assigned_at"))
+            self._members[role] = [[user.open_tasks, user.last, user.pk, user] for user in rows]
+        return self._members[role]
+
+    def _all_entries(self, user_id: int) -> list[list]:
+        # A person in several roles has an entry in each: their counts move together.
+        return [m for members in self._members.values() for m in members if m[2] == user_id]

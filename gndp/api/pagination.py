@@ -7,6 +7,12 @@ class LimitPagination(LimitOffsetPagination):
 
     default_limit = 50
     max_limit = 500
+    # Past every row there is: an empty page, where a larger number would overflow the
+    # databases' 64-bit OFFSET.
+    max_offset = 2**62
+
+    def get_offset(self, request):
+        return min(super().get_offset(request), self.max_offset)
 
     def get_paginated_response(self, data):
         from rest_framework.response import Response

@@ -33,6 +33,8 @@ MATRIX = {
                      dict(assignee=200, colleague=200, manager=200, stranger=200, staff=200, anonymous=401)),
     "process-start": ("post", "/api/processes/start", {"journey_id": "journey-small"},
                       dict(assignee=201, colleague=201, manager=201, stranger=201, staff=201, anonymous=401)),
+    "process-start-bulk": ("post", "/api/processes/start-bulk", {"journey_id": "journey-small", "contexts": [{}]},
+                           dict(assignee=201, colleague=201, manager=201, stranger=201, staff=201, anonymous=401)),
     "process-detail": ("get", "/api/processes/{process}", None,
                        dict(assignee=200, colleague=404, manager=200, stranger=404, staff=200, anonymous=401)),
     "process-history": ("get", "/api/processes/{process}/history", None,

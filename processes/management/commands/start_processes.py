@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+
+from processes.services import start_processes
+
+from ._base import ServiceCommand
+
+
+class Command(ServiceCommand):
+    help = "Start many processes of a journey at once (the bulk start path); print how many and how fast."
+
+    def add_arguments(self, parser):
+        parser.add_argument("workflow_id")
+        parser.add_argument("--count", type=int, help="this many processes, each with --context")
+        parser.add_argument("--context", default="{}", help="the context of each, a JSON object")
+        parser.add_argument("--contexts", help="a JSON file holding a list of contexts, one process each")
+        parser.add_argument("--user", help="the user name they are started by")
+
+    def handle(self, *args, workflow_id, count, context, contexts, user, **options):
+        if (count is None) == (contexts is None):
+            self.fail("give either --count or --contexts")
+        if contexts is not None:
+            try:
+                values = json.loads(Path(contexts).read_text())
+            except (OSError, UnicodeDecodeError) as exc:
+                self.fail(f"--contexts: cannot read {contexts}: {exc}")
+            except json.JSONDecodeError as exc:
+                self.fail(f"--contexts: invalid JSON: {exc.msg} at line {exc.lineno}")
+            if not isinstance(values, list):
+                self.fail("--contexts: must hold a JSON list of objects")
+        else:
+            if count < 1:
+                self.fail("--count must be at least 1")
+            try:
+                one = json.loads(context)
+            except json.JSONDecodeError as exc:
+                self.fail(f"--context: invalid JSON: {exc.msg} at position {exc.pos}")
+            values = [one] * count
+        starter = None
+        if user:
+            starter = get_user_model().objects.filter(username=user).first()
+            if starter is None:
+                self.fail(f"no user named {user!r}")
+        began = time.perf_counter()
+        started = start_processes(workflow_id=workflow_id, contexts=values, user=starter)
+        seconds = time.perf_counter() - began
+        self.stdout.write(f"started {len(started)} processes of {workflow_id} in {seconds:.1f} s "
+                          f"({len(started) / seconds:.0f} a second)")
