@@ -25,9 +25,15 @@ workers as a load balancer would, with token authentication:
    the server, PostgreSQL, this client and everything else used (in cores), since the
    machine is shared.
 
+Before the server starts, BENCH_BULK_PROCESSES (10000) processes of the demo journey are
+started through the bulk start path (`processes.services.start_processes`), timed
+(`bulk_start_s`), so that the load runs with them live; at the end the peak resident memory
+of each server worker is read (`worker_rss_mb_max`).
+
 Prints one JSON line, also naming the indexes the inbox query's plan uses. Knobs
 (environment): BENCH_WORKERS (2), BENCH_CLIENTS (16), BENCH_SECONDS (30), BENCH_WARMUP_S (5),
 BENCH_OPEN_TASKS (100000; 0 skips the seeding and the inbox measurement), BENCH_PORT (8766),
+BENCH_BULK_PROCESSES (10000; 0 starts none),
 BENCH_IDEMPOTENCY (1: an Idempotency-Key on every write), BENCH_PG_ROLE ("" to log in as
 DATABASE_URL does), DJANGO_SETTINGS_MODULE, BENCH_APP and BENCH_UVICORN_ARGS (to measure
 another configuration of the server).
@@ -82,6 +88,7 @@ WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", "5"))
 STEPS = int(os.environ.get("BENCH_STEPS", "10"))
 IDEMPOTENCY = os.environ.get("BENCH_IDEMPOTENCY", "0") == "1"
 OPEN_TASKS = int(os.environ.get("BENCH_OPEN_TASKS", "100000"))
+BULK_PROCESSES = int(os.environ.get("BENCH_BULK_PROCESSES", "10000"))
 CLOSED_TASKS = int(os.environ.get("BENCH_CLOSED_TASKS", str(OPEN_TASKS)))
 SEED_USERS, SEED_ROLES = 1000, 200
 SEED_PROCESSES = max(1, OPEN_TASKS // 4)
@@ -198,6 +205,27 @@ def seed_open_tasks(version_id: int) -> None:
                   "tasks_taskgroupobjectpermission"):
         raw.execute(f"VACUUM ANALYZE {table}")
     raw.autocommit = autocommit
+
+
+def bulk_start() -> dict:
+    """The demo journey (and its people) published, then BULK_PROCESSES of it started at once."""
+    from processes.services import start_processes
+
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    began = time.perf_counter()
+    started = start_processes(workflow_id="journey-purchase-fha",
+                              contexts=[{"loan_amount": 200000 + i} for i in range(BULK_PROCESSES)])
+    seconds = time.perf_counter() - began
+    return {"bulk_started_processes": len(started), "bulk_start_s": round(seconds, 2),
+            "bulk_processes_started_per_s": round(len(started) / seconds, 1)}
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def chain_journey() -> dict:
@@ -519,6 +547,8 @@ async def measure(server_pid: int, postmaster: int, bench_users: list[tuple[str,
     cpu_after, cpu_seconds = cpu_snapshot(server, postmaster), time.perf_counter() - cpu_begun
     for conn in conns:
         conn.close()
+    result["worker_rss_mb"] = [peak_rss_mb(pid) for pid in workers]
+    result["worker_rss_mb_max"] = max(result["worker_rss_mb"])
 
     completed = rec.window("complete", begin, end, ok=True)
     buckets = [0] * max(1, int(SECONDS // 5))
@@ -569,6 +599,7 @@ def main() -> None:
                         "WHERE u.username LIKE 'seed-%%' ORDER BY u.id")
             seed_tokens = [row[0] for row in cur.fetchall()]
         page_plan, count_plan = inbox_plan("seed-1")
+    bulk = bulk_start() if BULK_PROCESSES else {}
     postmaster = postmaster_pid()
     seeded_s = time.perf_counter() - started
     connection.close()
@@ -622,6 +653,7 @@ def main() -> None:
         "idempotency_keys": IDEMPOTENCY,
         "open_tasks_seeded": OPEN_TASKS,
         "closed_tasks_seeded": CLOSED_TASKS if OPEN_TASKS else 0,
+        **bulk,
         **result,
         "inbox_plan_indexes": plan_indexes,
         "inbox_plan_seq_scan_on_tasks": bool(OPEN_TASKS and re.search(r"Seq Scan on tasks_taskinstance",
