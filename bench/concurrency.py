@@ -2,7 +2,7 @@
 the services at once, on one PostgreSQL.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/gndp_bench_concurrent REDIS_URL=redis://127.0.0.1:6379/10 \
-        .venv/bin/python bench/concurrency.py [--workers 3] [--seconds 20] [--processes 400]
+        .venv/bin/python bench/concurrency.py [--workers 2] [--seconds 20] [--processes 400]
 
 Each worker is a team: its own 10-step chain journey whose role has four members, and
 `--processes` of it started through the bulk start path before the clock starts. Then every
@@ -139,7 +139,7 @@ def pct(values: list[float], q: float) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--processes", type=int, default=400, help="per worker, started before the clock")
     args = parser.parse_args()

@@ -15,6 +15,12 @@ redis-cli -n 10 FLUSHDB >/dev/null
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL="redis://127.0.0.1:6379/10" record .venv/bin/python bench/engine.py
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" record .venv/bin/python bench/simulation.py
 
+# Two workers completing tasks through the services at once (a team each), 20 s.
+DB=gndp_bench_concurrency
+psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL="redis://127.0.0.1:6379/10" \
+    record .venv/bin/python bench/concurrency.py --workers 2 --seconds 20
+
 DB=gndp_bench_live
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL="redis://127.0.0.1:6379/10" \
@@ -33,7 +39,8 @@ FALKORDB_DIR=var/falkordb-bench scripts/falkordb.sh stop; unset NEO4J_URI
 REDIS_URL="redis://127.0.0.1:6379/10" record .venv/bin/python bench/monitoring.py --active 1000 --events 100000
 
 # bench/api.py drops, recreates and seeds its database itself (owned by a role of the same
-# name, limited to 40 connections), and runs the app under uvicorn.
+# name, limited to 40 connections), bulk-starts 10,000 processes of the demo journey, and runs
+# the app under uvicorn.
 DB=gndp_bench_api
 BENCH_API_DB=$DB DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL="redis://127.0.0.1:6379/14" \
     record .venv/bin/python bench/api.py
