@@ -130,13 +130,6 @@ def _cpu_of_postgres() -> float:
     return total
 
 
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))], 2)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=2)
@@ -163,6 +156,11 @@ def main() -> None:
     for worker in workers:
         worker.join(30)
 
+    from bench.engine import percentile
+
+    def pct(q: float) -> float | None:
+        return round(percentile(latencies, q), 2) if latencies else None
+
     samples = [sample for report in reports for sample in report["samples"]]
     latencies = [ms for _, ms in samples]
     buckets = [0] * max(1, int(args.seconds // 5))
@@ -180,9 +178,9 @@ def main() -> None:
         "completions": len(samples),
         "completions_per_s": round(len(samples) / args.seconds, 1),
         "completions_per_s_min_5s": round(min(buckets) / 5, 1),
-        "advancement_p50_ms": pct(latencies, 0.50),
-        "advancement_p95_ms": pct(latencies, 0.95),
-        "advancement_p99_ms": pct(latencies, 0.99),
+        "advancement_p50_ms": pct(0.50),
+        "advancement_p95_ms": pct(0.95),
+        "advancement_p99_ms": pct(0.99),
         "errors": errors,
         "worker_rss_mb_max": max(report["rss_mb"] for report in reports),
         "cpu_cores_workers": round(sum(report["cpu_s"] for report in reports) / args.seconds, 2),
