@@ -55,13 +55,14 @@ def broadcast(events: Iterable) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    pairs = messages_for(events)
     if isinstance(layer, InMemoryChannelLayer):
-        pairs = [(group, message) for group, message in pairs if layer.groups.get(group)]
+        pairs = [(group, message) for group, message in messages_for(events) if layer.groups.get(group)]
         if pairs:
             async_to_sync(_send)(layer, pairs)
         return
-    _publisher.put(pairs)
+    # The messages are made on the publisher's thread, which runs while the committing thread
+    # waits on the database: the events of a committed step do not change.
+    _publisher.put(list(events))
 
 
 async def _send(layer, pairs) -> None:
@@ -83,13 +84,13 @@ def _one(messages: list[dict]) -> dict:
     return {"type": "event.batch", "events": [message["event"] for message in messages]}
 
 
-def _send_batch(pairs) -> None:
+def _send_batch(events) -> None:
     # One event loop per publishing thread, for the thread's life: channels-redis keeps its
     # connections per event loop, so a loop per batch would reconnect for every batch.
     loop = getattr(_loops, "loop", None)
     if loop is None:
         loop = _loops.loop = asyncio.new_event_loop()
-    loop.run_until_complete(_send(get_channel_layer(), pairs))
+    loop.run_until_complete(_send(get_channel_layer(), messages_for(events)))
 
 
 _loops = threading.local()

@@ -211,7 +211,8 @@ class ProcessEvent(models.Model):
     has to touch (and could never be allowed to touch) the audit rows.
     """
 
-    process = models.ForeignKey(ProcessInstance, on_delete=models.DO_NOTHING, related_name="events")
+    # Indexed by (process, id) and (process, seq) below: no index of its own.
+    process = models.ForeignKey(ProcessInstance, on_delete=models.DO_NOTHING, related_name="events", db_index=False)
     type = models.CharField(max_length=24, choices=EventType.choices)
     # Set when the event is built, not at INSERT time, because the hash covers it.
     timestamp = models.DateTimeField(default=timezone.now)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import Group, Permission
 from django.db import models
 
 
@@ -144,8 +145,13 @@ class Profile(models.Model):
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase  # noqa: E402
 
 
+# Every routed task inserts its two permission rows: the foreign keys' own indexes are left
+# out, as the unique (user or group, permission, object) index leads with the one that is
+# looked up, and the object's index stays.
 class TaskUserObjectPermission(UserObjectPermissionBase):
     content_object = models.ForeignKey(TaskInstance, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
+    permission = models.ForeignKey(Permission, on_delete=models.CASCADE, db_index=False)
 
     class Meta(UserObjectPermissionBase.Meta):
         pass
@@ -153,6 +159,8 @@ class TaskUserObjectPermission(UserObjectPermissionBase):
 
 class TaskGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(TaskInstance, on_delete=models.CASCADE)
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, db_index=False)
+    permission = models.ForeignKey(Permission, on_delete=models.CASCADE, db_index=False)
 
     class Meta(GroupObjectPermissionBase.Meta):
         pass
