@@ -6,8 +6,8 @@
 Reads the JSON lines the benchmarks print and `bench/baseline.json` (the figures recorded
 in docs/performance.md). A figure named `*_per_s` regresses when it falls more than 25%
 below its baseline; one named `*_ms` or `*_s` when it rises more than 25% above. Prints one
-line per compared figure and exits 1 if any regressed. A benchmark or figure missing from
-either side is not compared (and says so).
+line per compared figure and exits 1 if any regressed. A benchmark that did not run is not
+compared (and says so); one that ran without measuring a recorded figure has regressed.
 """
 
 from __future__ import annotations
@@ -38,8 +38,15 @@ def compare(results: dict[str, dict], baseline: dict[str, dict]) -> tuple[list[s
             continue
         for name, recorded in figures.items():
             value, sense = measured.get(name), direction(name)
-            if not isinstance(value, (int, float)) or not sense:
-                lines.append(f"{bench}.{name}: not measured")
+            if not sense:
+                lines.append(f"{bench}.{name}: not a figure to judge")
+                continue
+            if not isinstance(value, (int, float)):
+                # The benchmark ran and could not measure it (nothing arrived, nothing was
+                # completed): that is a failure, not a figure to skip.
+                line = f"{bench}.{name}: not measured REGRESSED"
+                lines.append(line)
+                regressions.append(line)
                 continue
             change = (value - recorded) / recorded if recorded else 0.0
             worse = -change * sense

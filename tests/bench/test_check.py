@@ -38,3 +38,10 @@ def test_the_command_exits_non_zero_and_names_the_regression(tmp_path):
     run = subprocess.run([sys.executable, "bench/check.py", str(results)], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 1
     assert f"{bench}.{name}" in run.stderr and "REGRESSION" in run.stderr
+
+
+def test_a_benchmark_that_ran_but_measured_nothing_regresses():
+    # The live benchmark once received no events at all and printed null latencies.
+    lines, regressions = compare({"engine": {"completions_per_s": 310.0, "complete_p99_ms": None}}, BASELINE)
+    assert regressions == ["engine.complete_p99_ms: not measured REGRESSED"]
+    assert "engine.completions_per_s: 310.0 (recorded 300.0, +3%) ok" in lines
