@@ -16,7 +16,8 @@ workers as a load balancer would, with token authentication:
 1. `GET /api/tasks/inbox` of the seeded users (a page of 50 of their ~190 tasks), one request
    at a time (`inbox_p95_ms_100k_open`) and then from 16 clients at once (`..._16_clients`);
 2. the work loop of 16 clients, each a member of the one role of a 10-step chain of human
-   steps routed least-busy: read the inbox, start a process when it holds fewer than two
+   steps routed least-busy (BENCH_QUEUE_STEP=1: the middle step left in a shared queue
+   instead): read the inbox, start a process when it holds fewer than two
    open tasks, then work through the tasks it showed: start (claim) those still in the
    queue, complete each. Each completion routes the next step to the least busy member, so
    the clients hand work to each other. After a warm-up: `completions_per_s` over the window
@@ -33,7 +34,7 @@ of each server worker is read (`worker_rss_mb_max`).
 Prints one JSON line, also naming the indexes the inbox query's plan uses. Knobs
 (environment): BENCH_WORKERS (2), BENCH_CLIENTS (16), BENCH_SECONDS (30), BENCH_WARMUP_S (5),
 BENCH_OPEN_TASKS (100000; 0 skips the seeding and the inbox measurement), BENCH_PORT (8766),
-BENCH_BULK_PROCESSES (10000; 0 starts none),
+BENCH_BULK_PROCESSES (10000; 0 starts none), BENCH_QUEUE_STEP (0),
 BENCH_IDEMPOTENCY (1: an Idempotency-Key on every write), BENCH_PG_ROLE ("" to log in as
 DATABASE_URL does), DJANGO_SETTINGS_MODULE, BENCH_APP and BENCH_UVICORN_ARGS (to measure
 another configuration of the server).
@@ -89,12 +90,14 @@ STEPS = int(os.environ.get("BENCH_STEPS", "10"))
 IDEMPOTENCY = os.environ.get("BENCH_IDEMPOTENCY", "0") == "1"
 OPEN_TASKS = int(os.environ.get("BENCH_OPEN_TASKS", "100000"))
 BULK_PROCESSES = int(os.environ.get("BENCH_BULK_PROCESSES", "10000"))
+QUEUE_STEP = os.environ.get("BENCH_QUEUE_STEP", "0") == "1"
 CLOSED_TASKS = int(os.environ.get("BENCH_CLOSED_TASKS", str(OPEN_TASKS)))
 SEED_USERS, SEED_ROLES = 1000, 200
 SEED_PROCESSES = max(1, OPEN_TASKS // 4)
 INBOX_SERIAL_REQUESTS, INBOX_CONCURRENT_S = 400, 5.0
 JOURNEY = "journey-bench-api"
 ROLE = "role-bench-api"
+QUEUE_ROLE = "role-bench-api-queue"
 
 
 def recreate_database() -> None:
@@ -229,12 +232,16 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def chain_journey() -> dict:
+    """The bench's chain: every step routed least-busy to one of the clients; with
+    BENCH_QUEUE_STEP=1 the middle one waits in the clients' shared queue until one of them
+    claims it (`start_task`), and all sixteen race for each such task."""
     from bench.engine import chain_journey as chain
 
     definition = chain(STEPS)
-    for atom in definition["atoms"]:
-        atom["performed_by"] = ROLE
-    definition["roles"] = [{"id": ROLE, "name": "Bench API"}]
+    for i, atom in enumerate(definition["atoms"]):
+        atom["performed_by"] = QUEUE_ROLE if QUEUE_STEP and i == STEPS // 2 else ROLE
+    definition["roles"] = [{"id": ROLE, "name": "Bench API"},
+                           {"id": QUEUE_ROLE, "name": "Bench API queue", "assignment": "queue"}]
     definition["journey"] = {"id": JOURNEY, "name": "API bench chain"}
     return definition
 
@@ -589,7 +596,7 @@ def main() -> None:
     from tasks.people import save_workflow_user
 
     version = publish_journey(chain_journey()).version
-    bench_users = [(f"api-client-{i}", save_workflow_user(f"api-client-{i}", roles=[ROLE]).token)
+    bench_users = [(f"api-client-{i}", save_workflow_user(f"api-client-{i}", roles=[ROLE, QUEUE_ROLE]).token)
                    for i in range(CLIENTS)]
     seed_tokens: list[str] = []
     if OPEN_TASKS:
@@ -658,7 +665,7 @@ def main() -> None:
         "inbox_plan_indexes": plan_indexes,
         "inbox_plan_seq_scan_on_tasks": bool(OPEN_TASKS and re.search(r"Seq Scan on tasks_taskinstance",
                                                                       page_plan + count_plan)),
-        "completed_in_db": TaskInstance.objects.filter(process__workflow_id=JOURNEY, role=ROLE,
+        "completed_in_db": TaskInstance.objects.filter(process__workflow_id=JOURNEY, role__in=[ROLE, QUEUE_ROLE],
                                                        status="completed").count(),
         "server_errors_logged": server_log.read_text(errors="replace").count("Internal Server Error"),
         "setup_s": round(seeded_s, 1),
