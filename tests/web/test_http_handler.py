@@ -75,6 +75,9 @@ def test_an_api_request_is_answered_and_its_connection_given_back():
     assert connections_of_its_threads(handler) == [False] * handler._executor._max_workers
 
 
+# Django warns that it reads a file response's synchronous iterator on a thread to send it
+# asynchronously: what every ASGI server does with a file it is given.
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
 def test_a_streamed_file_arrives_whole():
     from pathlib import Path
 
