@@ -118,6 +118,8 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench.procs import children, cpu_seconds, peak_rss_mb  # noqa: E402
+
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
@@ -223,14 +225,6 @@ def bulk_start() -> dict:
             "bulk_processes_started_per_s": round(len(started) / seconds, 1)}
 
 
-def peak_rss_mb(pid: int) -> float:
-    """A process's peak resident memory (VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
 def chain_journey() -> dict:
     """The bench's chain: every step routed least-busy to one of the clients; with
     BENCH_QUEUE_STEP=1 the middle one waits in the clients' shared queue until one of them
@@ -311,22 +305,9 @@ class Connection:
         return status, response_headers, payload
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
 def worker_pids(master: int) -> list[int]:
     pids = []
-    for pid in _children(master):
+    for pid in children(master):
         try:
             if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 pids.append(pid)
@@ -493,16 +474,6 @@ async def work_loop(conns: list[Connection], users: list[tuple[str, str]], rec: 
     await asyncio.gather(*(client(conn, name, token) for conn, (name, token) in zip(conns, users)))
 
 
-def _cpu(pid: int, children: bool = False) -> float:
-    """CPU seconds of a process (with those of its exited, reaped children)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def postmaster_pid() -> int:
     with connection.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
@@ -513,7 +484,7 @@ def postmaster_pid() -> int:
 def bench_backends(postmaster: int) -> list[int]:
     """The PostgreSQL backends serving this benchmark's database."""
     found = []
-    for pid in _children(postmaster):
+    for pid in children(postmaster):
         try:
             title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
@@ -529,11 +500,11 @@ def cpu_snapshot(server: list[int], postmaster: int) -> dict[str, float]:
     per live backend of this benchmark's database."""
     machine = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     return {
-        "server": sum(_cpu(pid) for pid in server),
-        "postgres": _cpu(postmaster, children=True) + sum(_cpu(pid) for pid in _children(postmaster)),
+        "server": sum(cpu_seconds(pid) for pid in server),
+        "postgres": cpu_seconds(postmaster, children=True) + sum(cpu_seconds(pid) for pid in children(postmaster)),
         "client": time.process_time(),
         "machine": (sum(machine[:8]) - machine[3] - machine[4]) / os.sysconf("SC_CLK_TCK"),
-        "backends": {pid: _cpu(pid) for pid in bench_backends(postmaster)},
+        "backends": {pid: cpu_seconds(pid) for pid in bench_backends(postmaster)},
     }
 
 
@@ -551,7 +522,7 @@ async def measure(server_pid: int, postmaster: int, bench_users: list[tuple[str,
     server = sorted({server_pid, *workers})
     cpu_before, cpu_begun = cpu_snapshot(server, postmaster), time.perf_counter()
     await loop
-    cpu_after, cpu_seconds = cpu_snapshot(server, postmaster), time.perf_counter() - cpu_begun
+    cpu_after, window_s = cpu_snapshot(server, postmaster), time.perf_counter() - cpu_begun
     for conn in conns:
         conn.close()
     result["worker_rss_mb"] = [peak_rss_mb(pid) for pid in workers]
@@ -575,12 +546,12 @@ async def measure(server_pid: int, postmaster: int, bench_users: list[tuple[str,
             result[f"{name}_p{q}_ms"] = pct(values, q / 100)
     result["errors"] = rec.errors(begin, end)
     before_backends, after_backends = cpu_before.pop("backends"), cpu_after.pop("backends")
-    used = {name: (cpu_after[name] - cpu_before[name]) / cpu_seconds for name in cpu_after}
+    used = {name: (cpu_after[name] - cpu_before[name]) / window_s for name in cpu_after}
     used["other"] = used["machine"] - used["server"] - used["postgres"] - used["client"]
     # Backends that ended within the window are missing here (a server without a pool opens
     # one per request): then only cpu_cores_postgres, which has all of them, tells.
     used["postgres_bench_db"] = sum(cpu - before_backends.get(pid, 0.0)
-                                    for pid, cpu in after_backends.items()) / cpu_seconds
+                                    for pid, cpu in after_backends.items()) / window_s
     result["connections_per_worker"] = sorted(spread.values(), reverse=True)
     result.update({f"cpu_cores_{name}": round(value, 2) for name, value in used.items()})
     if result["completions_per_s"]:

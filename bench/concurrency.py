@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gndp.settings")
 os.environ.setdefault("DEBUG", "0")
 
+from bench.procs import cpu_seconds, named, peak_rss_mb  # noqa: E402
+
 STEPS = 10
 MEMBERS = 4
 
@@ -104,30 +106,12 @@ def work(team: int, begin: float, end: float, queue) -> None:
             samples.append((time.time(), (time.perf_counter() - t0) * 1000))
     connection.close()
     queue.put({"team": team, "samples": samples, "errors": errors, "refills": refills,
-               "rss_mb": _peak_rss_mb(os.getpid()), "cpu_s": time.process_time() - cpu_begun})
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+               "rss_mb": peak_rss_mb(os.getpid()), "cpu_s": time.process_time() - cpu_begun})
 
 
 def _cpu_of_postgres() -> float:
-    total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat.rsplit(")", 1)[1].split()
-        if name.startswith("postgres"):
-            total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / ticks
-    return total
+    """CPU seconds of every PostgreSQL process so far (with its exited children)."""
+    return sum(cpu_seconds(pid, children=True) for pid in named("postgres"))
 
 
 def main() -> None:

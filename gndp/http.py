@@ -49,6 +49,7 @@ class HTTPHandler(ASGIHandler):
         BaseHandler.__init__(self)
         self.load_middleware(is_async=False)
         self._executor = ThreadPoolExecutor(thread_count(), thread_name_prefix="gndp-http")
+        self._respond_in_thread = self._in_thread(self._respond)
 
     def _in_thread(self, func):
         # asgiref's bridge rather than the loop's run_in_executor: code in the thread that
@@ -63,7 +64,7 @@ class HTTPHandler(ASGIHandler):
         except RequestAborted:
             return
         try:
-            response = await self._in_thread(self._respond)(scope, body_file)
+            response = await self._respond_in_thread(scope, body_file)
             try:
                 await self.send_response(response, send)
             finally:

@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from gndp.api.pagination import MAX_OFFSET
 from processes.engine.durations import parse_duration
 
 from .selectors import DASHBOARD_PARTS, HEALTH_STATES
@@ -56,7 +57,7 @@ class MonitoringQuerySerializer(serializers.Serializer):
 class ActiveProcessesQuerySerializer(MonitoringQuerySerializer):
     status = serializers.ChoiceField(choices=HEALTH_STATES, required=False)
     limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=500)
-    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**62)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_OFFSET)
 
 
 class BottlenecksQuerySerializer(MonitoringQuerySerializer):

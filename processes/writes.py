@@ -71,10 +71,6 @@ class Writes:
         opts = objs[0]._meta
         if need_ids:
             self._allocate_ids([obj for obj in objs if obj.pk is None])
-        for obj in objs:
-            # The row goes in with the values it holds now: an update of it waiting here is
-            # moot (and could not see it: the statements of one CTE share a snapshot).
-            self._updates.pop((type(obj), obj.pk), None)
         with_pk = objs[0].pk is not None
         fields = [f for f in opts.concrete_fields if with_pk or not f.primary_key]
         quote = self.connection.ops.quote_name
@@ -140,6 +136,10 @@ class Writes:
         nothing; the other writes were sent, and the caller's transaction rolls them back."""
         late, self._late = self._late, []
         for objs in late:
+            for obj in objs:
+                # The row goes in with the values it holds now: an update of it waiting here
+                # is moot (and could not see it: the statements of one CTE share a snapshot).
+                self._updates.pop((type(obj), obj.pk), None)
             self.insert(objs)
         updates, self._updates = list(self._updates.values()), {}
         guarded = []

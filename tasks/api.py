@@ -35,11 +35,7 @@ class TaskViewSet(viewsets.GenericViewSet):
             from processes.errors import InvalidInput
 
             raise InvalidInput("unknown status", details={"status": f"one of {', '.join(TaskStatus.values)}"})
-        username = request.query_params.get("user_id")
-        if username in (None, "", request.user.get_username()):
-            tasks = selectors.OwnInbox(request.user, status=status)
-        else:
-            tasks = selectors.inbox(request.user, username=username, status=status).select_related("process")
+        tasks = selectors.inbox_page_source(request.user, username=request.query_params.get("user_id"), status=status)
         page = self.paginate_queryset(tasks)
         return self.get_paginated_response(TaskSerializer(page, many=True).data)
 

@@ -58,13 +58,18 @@ def _pick(role: str, strategy: str, closing: int | None):
     people = candidates(role)
     order = [F("workflow_profile__last_assigned_at").asc(nulls_first=True), "pk"]
     if strategy == LEAST_BUSY:
-        open_tasks = (
-            TaskInstance.objects.filter(assigned_to=OuterRef("pk"), status__in=OPEN_TASK_STATUSES)
-            .exclude(pk=closing or 0).order_by().values("assigned_to").annotate(n=Count("pk")).values("n")
-        )
-        people = people.annotate(open_tasks=Coalesce(Subquery(open_tasks), 0))
+        people = _with_open_tasks(people, closing)
         order.insert(0, "open_tasks")
     return people.order_by(*order).first()
+
+
+def _with_open_tasks(people, closing: int | None = None):
+    """`people` annotated with their open tasks (`open_tasks`), not counting `closing`."""
+    open_tasks = (
+        TaskInstance.objects.filter(assigned_to=OuterRef("pk"), status__in=OPEN_TASK_STATUSES)
+        .exclude(pk=closing or 0).order_by().values("assigned_to").annotate(n=Count("pk")).values("n")
+    )
+    return people.annotate(open_tasks=Coalesce(Subquery(open_tasks), 0))
 
 
 def _pick_postgres(role: str, strategy: str, when, closing: int | None):
@@ -181,12 +186,7 @@ class BatchRouter:
 
     def _members_of(self, role: str) -> list[list]:
         if role not in self._members:
-            open_tasks = (
-                TaskInstance.objects.filter(assigned_to=OuterRef("pk"), status__in=OPEN_TASK_STATUSES)
-                .order_by().values("assigned_to").annotate(n=Count("pk")).values("n")
-            )
-            rows = candidates(role).annotate(open_tasks=Coalesce(Subquery(open_tasks), 0),
-                                             last=F("workflow_profile__last_assigned_at"))
+            rows = _with_open_tasks(candidates(role)).annotate(last=F("workflow_profile__last_assigned_at"))
             self._members[role] = [[user.open_tasks, user.last, user.pk, user] for user in rows]
         return self._members[role]
 

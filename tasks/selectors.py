@@ -11,11 +11,11 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from processes.errors import Forbidden, NotFound
-from processes.rows import Columns
 
 from .access import roles_of, visible_tasks
 from .models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 from .permissions import is_manager_of
+from .rows import TaskRows
 
 INBOX_ORDER = (F("priority_rank").asc(), F("due_date").asc(nulls_last=True), F("created_at").asc(), F("pk").asc())
 
@@ -93,37 +93,29 @@ class OwnInbox:
             return cursor.fetchone()[0]
 
     def __getitem__(self, page: slice) -> list[TaskInstance]:
-        task, process, user = _own_inbox_columns()
-        quote = connection.ops.quote_name
+        rows = _own_inbox_rows()
         where, params = self._where()
         sql = (
-            f"SELECT {task.sql(quote)}, {process.sql(quote)}, {user.sql(quote)}"
-            f" FROM {quote(TaskInstance._meta.db_table)} t"
-            f" JOIN {quote(process.model._meta.db_table)} p ON p.id = t.process_id"
-            f" LEFT JOIN {quote(user.model._meta.db_table)} u ON u.id = t.assigned_to_id"
-            f" WHERE {where}"
+            f"{rows.select()} WHERE {where}"
             " ORDER BY t.priority_rank ASC, t.due_date ASC NULLS LAST, t.created_at ASC, t.id ASC"
             " LIMIT %s OFFSET %s"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [*params, page.stop - page.start, page.start])
-            rows = cursor.fetchall()
-        split, end = len(task), len(task) + len(process)
-        found = []
-        for row in rows:
-            item = task.read(row[:split], connection.alias)
-            item.process = process.read(row[split:end], connection.alias)
-            item.assigned_to = user.read(row[end:], connection.alias)
-            found.append(item)
-        return found
+            return [rows.read(row) for row in cursor.fetchall()]
+
+
+def inbox_page_source(caller, *, username: str | None = None, status: str | None = None):
+    """What the API's inbox pages through: the caller's own inbox read by `OwnInbox`, anyone
+    else's through the `inbox` queryset (with its visibility check)."""
+    if username in (None, "", caller.get_username()):
+        return OwnInbox(caller, status=status)
+    return inbox(caller, username=username, status=status).select_related("process")
 
 
 @lru_cache(maxsize=None)
-def _own_inbox_columns() -> tuple[Columns, Columns, Columns]:
-    from processes.models import ProcessInstance
-
-    return (Columns(TaskInstance, "t"), Columns(ProcessInstance, "p", only=OwnInbox.PROCESS_COLUMNS),
-            Columns(get_user_model(), "u"))
+def _own_inbox_rows() -> TaskRows:
+    return TaskRows(process_only=OwnInbox.PROCESS_COLUMNS)
 
 
 def task_for(user, task_id: Any) -> TaskInstance:

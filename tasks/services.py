@@ -13,7 +13,6 @@ from functools import lru_cache
 from typing import Any, Iterator
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -22,13 +21,13 @@ from processes.engine import core
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import EventLog
 from processes.models import EventType, ProcessInstance, ProcessStatus
-from processes.rows import Columns
 from processes.writes import Writes
 from processes.runtime import apply_step, enqueue_system_tasks, runtime_of
 
 from . import access, routing
 from .models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 from .permissions import can_see_task, can_work_task, is_manager_of
+from .rows import TaskRows
 
 
 def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
@@ -44,16 +43,13 @@ def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
         raise NotFound(f"task {task_id} not found") from None
     if not -(2**63) <= task_id < 2**63:  # no such id; SQLite would refuse the number itself
         raise NotFound(f"task {task_id} not found")
-    task_columns, process_columns, user_columns = _lock_columns()
     with connection.cursor() as cursor, _with_begin(connection):
         cursor.execute(_lock_sql(connection.vendor), [task_id])
         row = cursor.fetchone()
     if row is None:
         raise NotFound(f"task {task_id} not found")
-    split, end = len(task_columns), len(task_columns) + len(process_columns)
-    task = task_columns.read(row[:split], connection.alias)
-    task.process = process = process_columns.read(row[split:end], connection.alias)
-    task.assigned_to = user_columns.read(row[end:], connection.alias)
+    task = _lock_rows().read(row)
+    process = task.process
     if user is not None and not can_see_task(user, task):
         raise NotFound(f"task {task_id} not found")
     return process, task
@@ -72,22 +68,14 @@ def _with_begin(connection) -> Iterator[None]:
 
 
 @lru_cache(maxsize=None)
-def _lock_columns() -> tuple[Columns, Columns, Columns]:
-    return Columns(TaskInstance, "t"), Columns(ProcessInstance, "p"), Columns(get_user_model(), "u")
+def _lock_rows() -> TaskRows:
+    return TaskRows()
 
 
 @lru_cache(maxsize=None)
 def _lock_sql(vendor: str) -> str:
     # Written out rather than compiled by the ORM at every call: the hot path's one read.
-    task, process, user = _lock_columns()
-    quote = connection.ops.quote_name
-    sql = (
-        f"SELECT {task.sql(quote)}, {process.sql(quote)}, {user.sql(quote)}"
-        f" FROM {quote(TaskInstance._meta.db_table)} t"
-        f" JOIN {quote(ProcessInstance._meta.db_table)} p ON p.{quote(process.model._meta.pk.column)} = t.process_id"
-        f" LEFT JOIN {quote(user.model._meta.db_table)} u ON u.{quote(user.model._meta.pk.column)} = t.assigned_to_id"
-        f" WHERE t.{quote(task.model._meta.pk.column)} = %s"
-    )
+    sql = f"{_lock_rows().select()} WHERE t.{connection.ops.quote_name(TaskInstance._meta.pk.column)} = %s"
     if connection.features.has_select_for_update_of:
         sql += " FOR UPDATE OF p"
     return sql

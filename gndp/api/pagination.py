@@ -1,5 +1,9 @@
 from rest_framework.pagination import LimitOffsetPagination
 
+# Past every row there is: an offset beyond it means an empty page, where a larger number
+# would overflow the databases' 64-bit OFFSET.
+MAX_OFFSET = 2**62
+
 
 class LimitPagination(LimitOffsetPagination):
     """`?limit=50&offset=0`; the body stays a plain list (the contract's `[Process]`), and
@@ -7,12 +11,8 @@ class LimitPagination(LimitOffsetPagination):
 
     default_limit = 50
     max_limit = 500
-    # Past every row there is: an empty page, where a larger number would overflow the
-    # databases' 64-bit OFFSET.
-    max_offset = 2**62
-
     def get_offset(self, request):
-        return min(super().get_offset(request), self.max_offset)
+        return min(super().get_offset(request), MAX_OFFSET)
 
     def get_paginated_response(self, data):
         from rest_framework.response import Response
