@@ -22,18 +22,20 @@ from typing import Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from processes.models import DiscussionEventType, EventType, ProcessEvent, ProcessInstance
 from tasks.access import visible_processes, visible_tasks
 from tasks.models import TaskInstance
 
 from .kinds import NOTIFYING_EVENTS, Channel, Kind
-from .models import DeliveredEvent, EmailStatus, Notification
-from .selectors import preferences_for
+from .models import DeliveredEvent, EmailStatus, Notification, NotificationPreference
 
 log = logging.getLogger(__name__)
+
+CLAIM_CHUNK = 1000  # events per marker statement: two parameters each, well inside every backend's limit
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,17 @@ def drafts_for(event: ProcessEvent, process: ProcessInstance) -> list[Draft]:
     return drafts
 
 
-def may_know(user, event: ProcessEvent, kind: str) -> bool:
+def may_know(user, event: ProcessEvent, kind: str, process: ProcessInstance | None = None,
+             task: TaskInstance | None = None) -> bool:
     if not user.is_active:
         return False
     if kind == Kind.TASK_REASSIGNED_AWAY and (event.payload or {}).get("previous_assignee_id") == user.pk:
+        return True
+    # The common cases without a query: whoever started the process, or holds one of its
+    # tasks now, sees it (`visible_processes`' own first rules).
+    if process is not None and process.started_by_id == user.pk:
+        return True
+    if task is not None and task.process_id == event.process_id and task.assigned_to_id == user.pk:
         return True
     if visible_processes(user).filter(pk=event.process_id).exists():
         return True
@@ -134,20 +143,23 @@ def compose(kind: str, event: ProcessEvent, process: ProcessInstance, task: Task
     raise ValueError(f"unknown notification kind {kind!r}")
 
 
-def build(event: ProcessEvent) -> list[Notification]:
-    """The notifications one event makes (unsaved)."""
-    process = ProcessInstance.objects.select_related("started_by").get(pk=event.process_id)
-    drafts = drafts_for(event, process)
-    if not drafts:
+def build(events: list[ProcessEvent]) -> list[Notification]:
+    """The notifications these events make (unsaved), with what they need read in bulk."""
+    processes = ProcessInstance.objects.select_related("started_by").in_bulk({e.process_id for e in events})
+    drafted = [(event, draft) for event in events if event.process_id in processes
+               for draft in drafts_for(event, processes[event.process_id])]
+    if not drafted:
         return []
-    users = get_user_model().objects.in_bulk([draft.recipient_id for draft in drafts])
-    task = TaskInstance.objects.filter(pk=event.task_id).first() if event.task_id else None
+    users = get_user_model().objects.in_bulk({draft.recipient_id for _, draft in drafted})
+    tasks = TaskInstance.objects.in_bulk({event.task_id for event, _ in drafted if event.task_id})
+    preferences = {p.user_id: p for p in NotificationPreference.objects.filter(user_id__in=list(users))}
     notifications = []
-    for draft in drafts:
-        user = users.get(draft.recipient_id)
-        if user is None or not may_know(user, event, draft.kind):
+    for event, draft in drafted:
+        user, process, task = users.get(draft.recipient_id), processes[event.process_id], tasks.get(event.task_id)
+        if user is None or not may_know(user, event, draft.kind, process, task):
             continue
-        channels = preferences_for(user).channels_for(draft.kind)
+        preference = preferences.get(user.pk) or NotificationPreference(user=user)
+        channels = preference.channels_for(draft.kind)
         if not channels:
             continue
         wants_email = Channel.EMAIL in channels and bool(user.email)
@@ -165,19 +177,66 @@ def build(event: ProcessEvent) -> list[Notification]:
 def deliver(event_ids: Iterable[int]) -> list[Notification]:
     """Notify for these committed events, each exactly once. Pushes the bells and hands the
     emails to a worker after the commit. Safe to call again with the same ids."""
-    events = ProcessEvent.objects.filter(pk__in=list(event_ids), type__in=NOTIFYING_EVENTS).order_by("pk")
+    ids = list(event_ids)
+    if not ids:
+        return []
+    return deliver_committed(list(ProcessEvent.objects.filter(pk__in=ids, type__in=NOTIFYING_EVENTS)))
+
+
+def deliver_committed(events: Iterable[ProcessEvent]) -> list[Notification]:
+    """`deliver` for events at hand (the ones a commit just wrote): a batch in one
+    transaction, a few statements whatever its size. Should the batch fail, each event is
+    tried on its own, so that one bad event holds back only itself; the first error is
+    raised after the others are delivered (the relay then retries from its cursor)."""
+    events = sorted((e for e in events if e.type in NOTIFYING_EVENTS and e.pk is not None), key=lambda e: e.pk)
+    if not events:
+        return []
+    try:
+        return _deliver_once(events)
+    except Exception:
+        if len(events) == 1:
+            raise
     created: list[Notification] = []
+    failure: Exception | None = None
     for event in events:
-        with transaction.atomic():
-            _, first = DeliveredEvent.objects.get_or_create(event_id=event.pk)
-            if not first:
-                continue
-            notifications = build(event)
-            if notifications:
-                created += Notification.objects.bulk_create(notifications)
-    if created:
-        transaction.on_commit(lambda: after_delivery(created), robust=True)
+        try:
+            created += _deliver_once([event])
+        except Exception as error:  # noqa: BLE001 - raised below, once the rest is delivered
+            failure = failure or error
+    if failure is not None:
+        raise failure
     return created
+
+
+def _deliver_once(events: list[ProcessEvent]) -> list[Notification]:
+    with transaction.atomic():
+        claimed = _claim([event.pk for event in events])
+        notifications = build([event for event in events if event.pk in claimed])
+        created = Notification.objects.bulk_create(notifications) if notifications else []
+        if created:
+            transaction.on_commit(lambda: after_delivery(created), robust=True)
+    return created
+
+
+def _claim(event_ids: list[int]) -> set[int]:
+    """Mark the events delivered; returns the ones this call marked. A concurrent delivery
+    of the same event waits on the marker's key until this transaction ends, then finds it
+    taken: whoever comes first notifies, once."""
+    table, column = DeliveredEvent._meta.db_table, DeliveredEvent._meta.pk.column
+    quote = connection.ops.quote_name
+    at = connection.ops.adapt_datetimefield_value(timezone.now())
+    claimed: set[int] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(event_ids), CLAIM_CHUNK):
+            chunk = event_ids[start:start + CLAIM_CHUNK]
+            cursor.execute(
+                f"INSERT INTO {quote(table)} ({quote(column)}, {quote('delivered_at')}) "
+                f"VALUES {', '.join(['(%s, %s)'] * len(chunk))} "
+                f"ON CONFLICT ({quote(column)}) DO NOTHING RETURNING {quote(column)}",
+                [value for event_id in chunk for value in (event_id, at)],
+            )
+            claimed.update(row[0] for row in cursor.fetchall())
+    return claimed
 
 
 def after_delivery(notifications: list[Notification]) -> None:

@@ -24,7 +24,7 @@ from django.utils import timezone
 from processes.background import Drain
 from processes.models import ProcessEvent
 
-from .delivery import deliver
+from .delivery import deliver, deliver_committed
 from .kinds import NOTIFYING_EVENTS
 from .models import DeliveredEvent, RelayCursor
 
@@ -44,7 +44,7 @@ def on_committed(events: list[ProcessEvent]) -> None:
         # The in-memory channel layer (the embedded default) reaches this process's sockets
         # only: delivered by a worker, the bells would never hear of it.
         try:
-            deliver(ids)
+            deliver_committed(events)
         except Exception:  # noqa: BLE001 - the relay delivers what failed here
             log.warning("could not deliver notifications for %d events", len(ids), exc_info=True)
         return
