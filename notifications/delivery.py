@@ -22,6 +22,7 @@ from typing import Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -35,6 +36,8 @@ from .models import DeliveredEvent, EmailStatus, Notification, NotificationPrefe
 
 log = logging.getLogger(__name__)
 
+PROCESS_FIELDS = ("id", "workflow_id", "started_by_id", "failure")
+TASK_FIELDS = ("id", "name", "process_id", "assigned_to_id")
 CLAIM_CHUNK = 1000  # events per marker statement: two parameters each, well inside every backend's limit
 
 
@@ -145,21 +148,21 @@ def compose(kind: str, event: ProcessEvent, process: ProcessInstance, task: Task
 
 def build(events: list[ProcessEvent]) -> list[Notification]:
     """The notifications these events make (unsaved), with what they need read in bulk."""
-    processes = ProcessInstance.objects.select_related("started_by").in_bulk({e.process_id for e in events})
+    # Only what drafting, visibility and the message read: not the context and atom states.
+    processes = ProcessInstance.objects.only(*PROCESS_FIELDS).in_bulk({e.process_id for e in events})
     drafted = [(event, draft) for event in events if event.process_id in processes
                for draft in drafts_for(event, processes[event.process_id])]
     if not drafted:
         return []
-    users = get_user_model().objects.in_bulk({draft.recipient_id for _, draft in drafted})
-    tasks = TaskInstance.objects.in_bulk({event.task_id for event, _ in drafted if event.task_id})
-    preferences = {p.user_id: p for p in NotificationPreference.objects.filter(user_id__in=list(users))}
+    users = get_user_model().objects.select_related("notification_preference").in_bulk(
+        {draft.recipient_id for _, draft in drafted})
+    tasks = TaskInstance.objects.only(*TASK_FIELDS).in_bulk({event.task_id for event, _ in drafted if event.task_id})
     notifications = []
     for event, draft in drafted:
         user, process, task = users.get(draft.recipient_id), processes[event.process_id], tasks.get(event.task_id)
         if user is None or not may_know(user, event, draft.kind, process, task):
             continue
-        preference = preferences.get(user.pk) or NotificationPreference(user=user)
-        channels = preference.channels_for(draft.kind)
+        channels = _preferences(user).channels_for(draft.kind)
         if not channels:
             continue
         wants_email = Channel.EMAIL in channels and bool(user.email)
@@ -172,6 +175,14 @@ def build(events: list[ProcessEvent]) -> list[Notification]:
             email_status=EmailStatus.PENDING if wants_email else EmailStatus.NONE,
         ))
     return notifications
+
+
+def _preferences(user) -> NotificationPreference:
+    """The stored preferences (read with the user), or the defaults for someone who never chose."""
+    try:
+        return user.notification_preference
+    except ObjectDoesNotExist:
+        return NotificationPreference(user=user)
 
 
 def deliver(event_ids: Iterable[int]) -> list[Notification]:

@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db.models import Count
 
 from processes.live import inbox_group
@@ -35,10 +35,16 @@ def as_message(notification: Notification) -> dict:
 def push(notifications: list[Notification]) -> None:
     """One message per recipient with its new in-app notifications and unread count. Best
     effort: a broker outage costs the live bell only; the page reads the count on load."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
     by_user: dict[int, list[Notification]] = defaultdict(list)
     for notification in notifications:
         if notification.in_app:
             by_user[notification.recipient_id].append(notification)
+    if isinstance(layer, InMemoryChannelLayer):
+        # One process: its layer knows who listens, and nobody else could.
+        by_user = {user_id: items for user_id, items in by_user.items() if layer.groups.get(inbox_group(user_id))}
     if not by_user:
         return
     counts = dict(Notification.objects.filter(recipient_id__in=list(by_user), in_app=True, read_at__isnull=True)

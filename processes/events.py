@@ -43,8 +43,9 @@ class EventLog:
             )
         )
 
-    def flush(self) -> list[ProcessEvent]:
-        """Write the collected events, hash-chained, with the step's other writes."""
+    def flush(self, *, commit: bool = False) -> list[ProcessEvent]:
+        """Write the collected events, hash-chained, with the step's other writes.
+        `commit`: the transaction writes nothing more (see `Writes.execute`)."""
         events, self.pending = self.pending, []
         if self.process_locked:
             chain_events(events, processes=self.processes)
@@ -53,7 +54,7 @@ class EventLog:
         else:
             chain_events(events)
         self.writes.insert(events)
-        self.writes.execute()
+        self.writes.execute(commit=commit)
         if events:
             transaction.on_commit(lambda: publish(events))
         return events

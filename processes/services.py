@@ -56,7 +56,7 @@ def start_process(
             log.add(process, EventType.PROCESS_STARTED, workflow_id=workflow_id, version=version.number,
                     business_key=business_key)
             tasks = apply_step(process, blueprint, step, log)
-            log.flush()
+            log.flush(commit=True)
     except IntegrityError:
         if business_key and ProcessInstance.objects.filter(business_key=business_key).exists():
             raise Conflict(f"an open process already has business key {business_key!r}",

@@ -9,14 +9,17 @@ inside the statement does not matter. Other databases run them one by one, at on
 
 An update may be guarded (`where`): it changes its row only if the row still holds what was
 read, and `execute` raises otherwise; the completion's conditional task update travels so.
-Writes are deferred until `execute`: nothing in between may read what they write.
+On PostgreSQL the guard raises inside the statement (`gndp_stale`, an error of SQLSTATE
+GN409), so the statement fails as a whole; that is what lets a transaction's last writes
+carry its COMMIT (`execute(commit=True)`): one round trip fewer, and a refused guard never
+commits. Writes are deferred until `execute`: nothing in between may read what they write.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models import Model
 
 __all__ = ["StaleRow", "Writes"]
@@ -25,6 +28,8 @@ __all__ = ["StaleRow", "Writes"]
 MAX_PARAMS = 30_000
 # Inserts of more rows than this send a column's values as one array.
 UNNEST_ROWS = 20
+# What a refused guard raises on PostgreSQL (migration processes 0008).
+STALE_SQLSTATE = "GN409"
 
 
 class Writes:
@@ -131,9 +136,14 @@ class Writes:
 
     # --- sending -----------------------------------------------------------------------
 
-    def execute(self) -> None:
+    def execute(self, *, commit: bool = False) -> None:
         """Send what was collected. Raises the `stale` of a guarded update that changed
-        nothing; the other writes were sent, and the caller's transaction rolls them back."""
+        nothing; the other writes were sent, and the caller's transaction rolls them back.
+
+        `commit`: these are the transaction's last writes. Where the transaction is the
+        outermost atomic block's own, on PostgreSQL, its COMMIT is sent with them (psycopg's
+        pipeline mode) and Django's commit at the block's end finds nothing left to do; the
+        block's on-commit hooks run then, as ever. Anywhere else the flag changes nothing."""
         late, self._late = self._late, []
         for objs in late:
             for obj in objs:
@@ -154,17 +164,18 @@ class Writes:
         guarded = dict(guarded)
         # One statement, unless the parameters would pass what PostgreSQL takes in one
         # (a bulk start's writes): then as few statements as fit.
+        commit = commit and _commits_here(self.connection)
         start = 0
         while start < len(statements):
             end, count = start + 1, len(statements[start][1])
             while end < len(statements) and count + len(statements[end][1]) <= MAX_PARAMS:
                 count += len(statements[end][1])
                 end += 1
-            self._send(statements, start, end, returning, guarded)
+            self._send(statements, start, end, returning, guarded, commit=commit and end == len(statements))
             start = end
 
-    def _send(self, statements, start: int, end: int, returning: dict, guarded: dict) -> None:
-        ctes, selects, params, waiting, checked = [], [], [], [], []
+    def _send(self, statements, start: int, end: int, returning: dict, guarded: dict, *, commit: bool) -> None:
+        ctes, selects, params, waiting = [], [], [], []
         for i in range(start, end):
             sql, statement_params = statements[i]
             ctes.append(f"w{i} AS ({sql})")
@@ -175,17 +186,27 @@ class Writes:
                 waiting.append(returning[i])
         for i in range(start, end):
             if i in guarded:
-                selects.append(f"EXISTS(SELECT FROM w{i})")
-                checked.append(guarded[i])
-        with self.connection.cursor() as cursor:
-            cursor.execute(f"WITH {', '.join(ctes)} SELECT {', '.join(selects) or 'NULL'}", params)
-            row = cursor.fetchone()
+                # `i` is this method's own integer: nothing from outside enters the SQL.
+                selects.append(f"CASE WHEN EXISTS(SELECT FROM w{i}) THEN TRUE ELSE gndp_stale('w{i}') END")
+        sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selects) or 'NULL'}"
+        try:
+            with self.connection.cursor() as cursor:
+                if commit:
+                    raw = self.connection.connection
+                    with self.connection.wrap_database_errors, raw.pipeline():
+                        cursor.execute(sql, params)
+                        raw.commit()
+                else:
+                    cursor.execute(sql, params)
+                row = cursor.fetchone()
+        except DatabaseError as error:
+            refused = _refused(error)
+            if refused is None:
+                raise
+            raise guarded[refused].refusal() from None
         for ids, objs in zip(row, waiting):
             for obj, pk in zip(objs, ids):
                 obj.pk = pk
-        for changed, update in zip(row[len(waiting):], checked):
-            if not changed:
-                raise update.refusal()
 
     def _run_update(self, update: "_Update") -> None:
         with self.connection.cursor() as cursor:
@@ -193,6 +214,29 @@ class Writes:
             changed = cursor.rowcount
         if update.where is not None and changed != 1:
             raise update.refusal()
+
+
+def _commits_here(connection) -> bool:
+    """Whether the open transaction is the outermost atomic block's, with nothing (a
+    savepoint, a failure) that its end might still roll back to."""
+    if connection.vendor != "postgresql" or not connection.in_atomic_block or connection.needs_rollback:
+        return False
+    if len(connection.atomic_blocks) != 1 or connection.savepoint_ids:
+        return False
+    from psycopg import pq
+
+    # IDLE: the writes are the transaction's first statement too (psycopg sends its BEGIN).
+    status = connection.connection.info.transaction_status
+    return status in (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS)
+
+
+def _refused(error: DatabaseError) -> int | None:
+    """The statement index of the guard that raised `error`, if a guard did."""
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) != STALE_SQLSTATE:
+        return None
+    message = str(getattr(getattr(cause, "diag", None), "message_primary", "") or "")
+    return int(message[1:]) if message[:1] == "w" and message[1:].isdigit() else None
 
 
 class StaleRow(Exception):

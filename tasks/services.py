@@ -120,7 +120,7 @@ def start_task(task_id: Any, *, user) -> TaskInstance:
             raise Forbidden("this task is not yours to start")
         log = EventLog(user, process_locked=True)
         _claim(process, task, user, log)
-        log.flush()
+        log.flush(commit=True)
     return task
 
 
@@ -158,7 +158,7 @@ def complete_task(task_id: Any, *, user, result: Any = None) -> TaskInstance:
             task.started_at = timezone.now()
             log.add(process, EventType.TASK_STARTED, task=task, assigned_to_id=user.pk, implicit=True)
         _finish(process, task, result, log, user=user)
-        log.flush()
+        log.flush(commit=True)
     return task
 
 
@@ -198,7 +198,7 @@ def complete_system_task(task_id: int, result: Any, *, attempt: int) -> TaskInst
         except InvalidInput as exc:
             # The handler's output broke the form: a handler bug, not worth retrying.
             _fail(process, task, f"invalid handler result: {exc.details}", log)
-        log.flush()
+        log.flush(commit=True)
     return task
 
 
