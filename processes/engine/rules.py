@@ -20,6 +20,7 @@ OPERATORS: Final = frozenset(
 )
 GROUP_KEYS: Final = ("all", "any", "not")
 LEAF_KEYS: Final = frozenset({"field", "operator", "value"})
+_GROUP_KEY_SET: Final = frozenset(GROUP_KEYS)
 
 MAX_DEPTH: Final = 32  # groups nested deeper than this are rejected
 MAX_NODES: Final = 1000  # conditions and groups in one tree
@@ -109,6 +110,9 @@ def json_problems(
     """
     if type(value) in _PLAIN_SCALARS:
         return []
+    if (type(value) is list and len(value) < max_items and max_depth > 1
+            and all(type(item) in _PLAIN_SCALARS for item in value)):
+        return []  # a flat list of plain values (an `in` list): what the walk below would find
     problems: list[str] = []
     stack: list[tuple[Any, str, int]] = [(value, place, 1)]
     seen = 0
@@ -178,12 +182,27 @@ def validate_condition(cond: Any, place: str) -> list[str]:
         if not isinstance(node, dict):
             problems.append(f"{where}: expected a condition or a group (all, any, not), got {show(node)}")
             continue
-        if any(key in node for key in GROUP_KEYS):
+        if not _GROUP_KEY_SET.isdisjoint(node):
             children = _group_children(node, where, problems)
             stack.extend((child, child_place, depth + 1) for child, child_place in reversed(children))
-        else:
+        elif not _clean_leaf(node):
             problems.extend(_leaf_problems(node, where))
     return problems
+
+
+def _clean_leaf(node: dict[Any, Any]) -> bool:
+    """Whether `_leaf_problems` would find nothing, decided without composing its messages:
+    every evaluation validates its condition again, and nearly every leaf is clean."""
+    operator = node.get("operator")
+    if not (node.keys() <= LEAF_KEYS and type(operator) is str and operator in OPERATORS
+            and is_field_path(node.get("field"))):
+        return False
+    if operator == "exists":
+        return True
+    if "value" not in node:
+        return False
+    value = node["value"]
+    return not json_problems(value, "") and _value_message(operator, value) is None
 
 
 def _group_children(node: dict[Any, Any], where: str, problems: list[str]) -> list[tuple[Any, str]]:
@@ -297,11 +316,16 @@ def _holds(node: Any, context: Any) -> bool:
 def lookup(context: Any, path: str) -> Any:
     """The value at a dotted path, or MISSING. Dict keys only: never an attribute."""
     current = context
-    for segment in path.split("."):
+    for segment in _segments(path):
         if not isinstance(current, dict) or segment not in current:
             return MISSING
         current = current[segment]
     return current
+
+
+@functools.lru_cache(maxsize=4096)  # as `_valid_path`: the same few paths, every evaluation
+def _segments(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
 
 
 def _kind(value: Any) -> str:
@@ -370,6 +394,13 @@ def _contains(actual: Any, value: Any) -> bool:
 
 
 def _is_in(actual: Any, value: list[Any]) -> bool:
+    # `strict_equal` item by item, its common cases inlined: a string, flag or null equals
+    # only its own type; a number equals numbers (1 == 1.0), never a flag.
+    kind = type(actual)
+    if kind is str or kind is bool or actual is None:
+        return any(type(item) is kind and item == actual for item in value)
+    if kind is int or kind is float:
+        return any((type(item) is int or type(item) is float) and item == actual for item in value)
     return any(strict_equal(actual, item) for item in value)
 
 
