@@ -14,6 +14,8 @@ psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DAT
 redis-cli -n 10 FLUSHDB >/dev/null
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL="redis://127.0.0.1:6379/10" record .venv/bin/python bench/engine.py
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" record .venv/bin/python bench/simulation.py
+# What a notification worker delivers a second, in the after-commit hand-off's batches.
+DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" record .venv/bin/python bench/notifications.py
 
 # Two workers completing tasks through the services at once (a team each), 20 s.
 DB=gndp_bench_concurrency
