@@ -140,7 +140,8 @@ class Writes:
         """Send what was collected. Raises the `stale` of a guarded update that changed
         nothing; the other writes were sent, and the caller's transaction rolls them back.
 
-        `commit`: these are the transaction's last writes. Where the transaction is the
+        `commit`: these are the transaction's last writes, and nothing after them in the
+        block can fail (it would find the transaction committed). Where the transaction is the
         outermost atomic block's own, on PostgreSQL, its COMMIT is sent with them (psycopg's
         pipeline mode) and Django's commit at the block's end finds nothing left to do; the
         block's on-commit hooks run then, as ever. Anywhere else the flag changes nothing."""
