@@ -188,7 +188,7 @@ class Writes:
         for i in range(start, end):
             if i in guarded:
                 # `i` is this method's own integer: nothing from outside enters the SQL.
-                selects.append(f"CASE WHEN EXISTS(SELECT FROM w{i}) THEN TRUE ELSE gndp_stale('w{i}') END")
+                selects.append(f"CASE WHEN EXISTS(SELECT FROM w{i}) THEN TRUE ELSE gndp_stale('{i}') END")
         sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selects) or 'NULL'}"
         try:
             with self.connection.cursor() as cursor:
@@ -218,11 +218,9 @@ class Writes:
 
 
 def _commits_here(connection) -> bool:
-    """Whether the open transaction is the outermost atomic block's, with nothing (a
-    savepoint, a failure) that its end might still roll back to."""
-    if connection.vendor != "postgresql" or not connection.in_atomic_block or connection.needs_rollback:
-        return False
-    if len(connection.atomic_blocks) != 1 or connection.savepoint_ids:
+    """Whether the open transaction is the outermost atomic block's (no savepoint to roll
+    back to) and not already doomed."""
+    if connection.vendor != "postgresql" or len(connection.atomic_blocks) != 1 or connection.needs_rollback:
         return False
     from psycopg import pq
 
@@ -232,12 +230,11 @@ def _commits_here(connection) -> bool:
 
 
 def _refused(error: DatabaseError) -> int | None:
-    """The statement index of the guard that raised `error`, if a guard did."""
+    """The statement index of the guard that raised `error` (its message), if a guard did."""
     cause = error.__cause__
     if getattr(cause, "sqlstate", None) != STALE_SQLSTATE:
         return None
-    message = str(getattr(getattr(cause, "diag", None), "message_primary", "") or "")
-    return int(message[1:]) if message[:1] == "w" and message[1:].isdigit() else None
+    return int(cause.diag.message_primary)
 
 
 class StaleRow(Exception):

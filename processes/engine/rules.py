@@ -185,24 +185,9 @@ def validate_condition(cond: Any, place: str) -> list[str]:
         if not _GROUP_KEY_SET.isdisjoint(node):
             children = _group_children(node, where, problems)
             stack.extend((child, child_place, depth + 1) for child, child_place in reversed(children))
-        elif not _clean_leaf(node):
+        else:
             problems.extend(_leaf_problems(node, where))
     return problems
-
-
-def _clean_leaf(node: dict[Any, Any]) -> bool:
-    """Whether `_leaf_problems` would find nothing, decided without composing its messages:
-    every evaluation validates its condition again, and nearly every leaf is clean."""
-    operator = node.get("operator")
-    if not (node.keys() <= LEAF_KEYS and type(operator) is str and operator in OPERATORS
-            and is_field_path(node.get("field"))):
-        return False
-    if operator == "exists":
-        return True
-    if "value" not in node:
-        return False
-    value = node["value"]
-    return not json_problems(value, "") and _value_message(operator, value) is None
 
 
 def _group_children(node: dict[Any, Any], where: str, problems: list[str]) -> list[tuple[Any, str]]:
