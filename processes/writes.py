@@ -256,14 +256,19 @@ def _update_sql(connection, obj: Model, fields: Iterable[str], where: dict[str, 
     opts = obj._meta
     quote = connection.ops.quote_name
     columns = [opts.get_field(name) for name in fields]
-    conditions = [(opts.pk, obj.pk), *((opts.get_field(name), value) for name, value in where.items())]
+    guards = [(opts.get_field(name), value) for name, value in where.items()]
+    # The guard compares null-safely (a column read as NULL must still be NULL), and with an
+    # operator no index serves: the row is found by its primary key alone. With `=` the
+    # planner may take an index on a guarded column instead (task_status_due_idx, by
+    # status) and filter a scan of every pending task, where its statistics are stale.
+    same = "IS NOT DISTINCT FROM" if connection.vendor == "postgresql" else "IS"
     sql = "UPDATE {} SET {} WHERE {}".format(
         quote(opts.db_table),
         ", ".join(f"{quote(field.column)} = %s" for field in columns),
-        " AND ".join(f"{quote(field.column)} = %s" for field, _ in conditions),
+        " AND ".join([f"{quote(opts.pk.column)} = %s", *(f"{quote(field.column)} {same} %s" for field, _ in guards)]),
     )
     params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns]
-    params += [field.get_db_prep_value(value, connection) for field, value in conditions]
+    params += [field.get_db_prep_value(value, connection) for field, value in [(opts.pk, obj.pk), *guards]]
     return sql, params
 
 

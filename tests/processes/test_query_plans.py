@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from processes.models import ProcessEvent, ProcessInstance
+from processes.writes import _update_sql
 from tasks import routing, selectors
 from tasks.models import OPEN_DUE_DATE, SLA_WARN_PENDING, TaskInstance
 from tasks.people import save_workflow_user
@@ -124,3 +125,30 @@ def test_a_process_history_reads_the_event_index(busy_database):
 def test_the_fixture_holds_what_the_plans_assume(busy_database):
     assert TaskInstance.objects.count() == TASKS
     assert Group.objects.filter(name__startswith="role-plan-").count() == 10
+
+
+def test_the_completion_guard_finds_its_task_by_primary_key_under_stale_statistics(small_version):
+    # Statistics gathered while no task was pending, then many pending: the planner
+    # believes pending tasks rare, and an indexable guard on status would send the
+    # completion's update through every pending task (as in a freshly seeded database,
+    # before autovacuum analyses it).
+    process = ProcessInstance.objects.create(
+        version=small_version, journey_id="journey-small", workflow_id="journey-small",
+        status="running", context={}, atom_states={}, fired_edges={},
+    )
+    insert = f"""INSERT INTO tasks_taskinstance (process_id, atom_id, name, kind, role, status, priority,
+                     priority_rank, due_date, created_at, data, attempts, last_error, escalated, version, sla_paused_for)
+                 SELECT {process.pk}, 'atom-' || (g %% 20), 'Step', 'human', 'role', %s, 'medium', 1,
+                        now() + make_interval(hours => g %% 200), now(), '{{}}', 0, '', false, 0, interval '0'
+                 FROM generate_series(1, %s) g"""
+    with connection.cursor() as cursor:
+        cursor.execute(insert, ["completed", 20_000])
+        cursor.execute("ANALYZE tasks_taskinstance")
+        cursor.execute(insert, ["pending", 5_000])
+    task = TaskInstance.objects.filter(status="pending").last()
+    sql, params = _update_sql(connection, task, ["status", "version"], {"version": task.version, "status": task.status})
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
+    assert scans_of(plan) - {("ModifyTable", None)} == {("Index Scan", "tasks_taskinstance_pkey")}, scans_of(plan)
