@@ -11,11 +11,10 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db.models import Count
 
-from processes.live import inbox_group
+from processes.live import inbox_group, run_for_listeners
 
 from .models import Notification
 
@@ -63,7 +62,7 @@ def send(pairs: list[tuple[str, dict]]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(_send_all)(layer, pairs)
+        run_for_listeners(layer, _send_all, layer, pairs)
     except Exception:  # noqa: BLE001 - live updates are best effort by design
         log.warning("could not push %d notification messages", len(pairs), exc_info=True)
 

@@ -3,8 +3,8 @@
 The fast path: `processes.events.publish` calls `on_committed` after each commit, which
 hands the ids of the events that can notify anyone to a worker, from a background thread
 that batches them (`retry=False`: with the broker down nothing waits; the relay catches up). With the in-memory channel
-layer (one process, the embedded default) it delivers right there instead, so that the
-live bell of this process's clients hears of it.
+layer (one process, the embedded default) this process delivers them itself, from a
+background thread that batches them, so that the live bell of its own clients hears of it.
 
 The relay: a periodic job reads the event log past its cursor and delivers what has not
 been delivered. Event ids are taken at INSERT and become visible at COMMIT, so a hole in
@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.db import connections
 from django.db.models import Max
 from django.utils import timezone
 
@@ -42,11 +44,13 @@ def on_committed(events: list[ProcessEvent]) -> None:
         return
     if _in_memory_layer():
         # The in-memory channel layer (the embedded default) reaches this process's sockets
-        # only: delivered by a worker, the bells would never hear of it.
-        try:
-            deliver_committed(events)
-        except Exception:  # noqa: BLE001 - the relay delivers what failed here
-            log.warning("could not deliver notifications for %d events", len(ids), exc_info=True)
+        # only: delivered by a worker, the bells would never hear of it. So this process
+        # delivers, off the committing thread and many commits a batch (one transaction a
+        # batch, not one a commit), unless told to do it inline.
+        if settings.GNDP_NOTIFICATIONS_INLINE:
+            _deliver_here(events)
+        else:
+            _deliveries.put(events)
         return
     from .tasks import deliver_events
 
@@ -67,6 +71,31 @@ def _hand_off(ids: list[int]) -> None:
 
 # Off the request's thread (processes.background): one message per batch of commits.
 _handoffs = Drain("notification-handoff", _hand_off, linger=0.05)
+
+
+def _deliver_here(events: list[ProcessEvent]) -> None:
+    try:
+        deliver_committed(events)
+    except Exception:  # noqa: BLE001 - the relay delivers what failed here
+        log.warning("could not deliver notifications for %d events", len(events), exc_info=True)
+
+
+def _deliver_in_background(events: list[ProcessEvent]) -> None:
+    try:
+        _deliver_here(events)
+    finally:
+        # The thread's own connection, closed between batches: a daemon thread that held
+        # one would keep a session open (and a test database from being dropped) for ever.
+        connections.close_all()
+
+
+# The embedded setting's deliveries (above), the commits of 50 ms a batch.
+_deliveries = Drain("notification-delivery", _deliver_in_background, linger=0.05)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until this process's background deliveries are done (tests, benchmarks)."""
+    return _deliveries.wait(timeout)
 
 
 def _in_memory_layer() -> bool:

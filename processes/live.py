@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Iterable
+from typing import Awaitable, Callable, Iterable
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -58,11 +58,40 @@ def broadcast(events: Iterable) -> None:
     if isinstance(layer, InMemoryChannelLayer):
         pairs = [(group, message) for group, message in messages_for(events) if layer.groups.get(group)]
         if pairs:
-            async_to_sync(_send)(layer, pairs)
+            run_for_listeners(layer, _send, layer, pairs)
         return
     # The messages are made on the publisher's thread, which runs while the committing thread
     # waits on the database: the events of a committed step do not change.
     _publisher.put(list(events))
+
+
+# The event loop that the in-memory layer's consumers wait on (the server's), noted by each
+# consumer that connects. The layer's queues belong to it and are not thread-safe.
+_listening: asyncio.AbstractEventLoop | None = None
+
+
+def note_listening_loop() -> None:
+    global _listening
+    _listening = asyncio.get_running_loop()
+
+
+def run_for_listeners(layer, send: Callable[..., Awaitable[None]], *args) -> None:
+    """Run `send(*args)` (a coroutine function) where the layer's listeners hear it. A request's
+    thread gets there through asgiref's bridge anyway; a thread of this process's own (the
+    background delivery of notifications) would run it on a loop of its own, whose wake-ups
+    the in-memory layer's waiting consumers never see, so it hands it to theirs."""
+    loop = _listening
+    if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running() and not _runs_on(loop):
+        asyncio.run_coroutine_threadsafe(send(*args), loop).result(timeout=5)
+    else:
+        async_to_sync(send)(*args)
+
+
+def _runs_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:  # no loop runs in this thread
+        return False
 
 
 async def _send(layer, pairs) -> None:

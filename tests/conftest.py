@@ -26,6 +26,9 @@ def pytest_configure(config):
     _allow_flush_of_append_only_tables()
     # Hashing test passwords slowly protects nothing.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Notifications read back right after the call that made them (the in-memory layer's
+    # background delivery has tests of its own).
+    settings.GNDP_NOTIFICATIONS_INLINE = True
 
 
 def _allow_flush_of_append_only_tables() -> None:

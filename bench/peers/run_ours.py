@@ -53,8 +53,11 @@ def main() -> None:
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
+    from notifications import relay
+    from notifications.kinds import NOTIFYING_EVENTS
+    from notifications.models import DeliveredEvent
     from processes.journey import parse_text
-    from processes.models import ProcessInstance
+    from processes.models import ProcessEvent, ProcessInstance
     from processes.services import start_process
     from processes.versions import publish_journey
     from tasks.models import OPEN_TASK_STATUSES, TaskInstance
@@ -95,6 +98,11 @@ def main() -> None:
                 t0 = time.perf_counter()
                 complete_task(task_id, user=by_id[assignee_id], result=result_for(step_of(atom_id), n))
                 latencies.append((time.perf_counter() - t0) * 1000)
+    # The notifications this process delivers (the in-memory layer's setting) go out on a
+    # background thread, batched: what is left of them when the last call returns is part
+    # of the work, so it is timed too.
+    if not relay.flush(timeout=120):
+        raise SystemExit("ours: the notification deliveries did not finish")
     wall = time.perf_counter() - began
     seconds = wall - reading
 
@@ -110,6 +118,11 @@ def main() -> None:
     expected = {arm: sum(1 for n in range(args.instances) if expected_arm(n) == arm) for arm in arms}
     if unfinished or done.count() != args.instances * TASKS_PER_INSTANCE or arms != expected:
         raise SystemExit(f"ours: wrong outcome: {unfinished} unfinished, {done.count()} tasks done, arms {arms}")
+    # And every event that notifies someone was delivered, in the timed window.
+    notifying = ProcessEvent.objects.filter(process_id__in=process_ids, type__in=NOTIFYING_EVENTS)
+    undelivered = notifying.exclude(pk__in=DeliveredEvent.objects.values("event_id")).count()
+    if undelivered:
+        raise SystemExit(f"ours: {undelivered} of {notifying.count()} notifying events were not delivered")
 
     print(json.dumps(summary(
         engine="ours", instances=args.instances, seconds=seconds, wall_seconds=wall, latencies_ms=latencies,
