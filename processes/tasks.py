@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def run_system_task(self, task_id: int) -> str:
-    from tasks.models import OPEN_TASK_STATUSES, TaskInstance
-    from tasks.services import complete_system_task, system_task_failed
+    from tasks.models import OPEN_TASK_STATUSES
+    from tasks.services import complete_system_task, read_task, system_task_failed
 
-    task = TaskInstance.objects.filter(pk=task_id).select_related("process").first()
+    task = read_task(task_id)
     if task is None or task.status not in OPEN_TASK_STATUSES:
         return "closed"
     process: ProcessInstance = task.process

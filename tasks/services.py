@@ -75,10 +75,24 @@ def _lock_rows() -> TaskRows:
 @lru_cache(maxsize=None)
 def _lock_sql(vendor: str) -> str:
     # Written out rather than compiled by the ORM at every call: the hot path's one read.
-    sql = f"{_lock_rows().select()} WHERE t.{connection.ops.quote_name(TaskInstance._meta.pk.column)} = %s"
+    sql = _read_sql(vendor)
     if connection.features.has_select_for_update_of:
         sql += " FOR UPDATE OF p"
     return sql
+
+
+@lru_cache(maxsize=None)
+def _read_sql(vendor: str) -> str:
+    return f"{_lock_rows().select()} WHERE t.{connection.ops.quote_name(TaskInstance._meta.pk.column)} = %s"
+
+
+def read_task(task_id: int) -> TaskInstance | None:
+    """The task with its process and assignee, unlocked: what a worker looks at before it
+    runs a system step (the lock read's statement, without the lock)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_read_sql(connection.vendor), [task_id])
+        row = cursor.fetchone()
+    return None if row is None else _lock_rows().read(row)
 
 
 def _require_running(process: ProcessInstance) -> None:
