@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from gndp.asgi import application
 
 from tasks.models import Profile, TaskInstance
 from tests.factories import UserFactory
@@ -46,3 +54,28 @@ def run_to_end(process, people: People, *, score: int = 700):
         task_services.complete_task(task.pk, user=task.assigned_to, result=result)
 
     return drive(process, act, overrides={"score": score})
+
+
+def inbox_socket_hears(user, act: Callable[[], object]) -> tuple[list[dict], threading.Thread]:
+    """What `user`'s inbox WebSocket hears while `act` runs (on a thread, as a request's
+    work does) and until it has been quiet for 1.5 s; and the thread its loop ran on."""
+    client = Client()
+    client.force_login(user)
+    cookie = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+    origin = (b"origin", b"http://127.0.0.1:8000")
+    listening: list[threading.Thread] = []
+
+    async def scenario():
+        listening.append(threading.current_thread())
+        socket = WebsocketCommunicator(application, "/ws/inbox/", headers=[origin, cookie])
+        assert (await socket.connect(timeout=5))[0]
+        await database_sync_to_async(act)()
+        messages = []
+        # receive_nothing waits without cancelling the application, where a timed-out
+        # receive_json_from would
+        while not await socket.receive_nothing(timeout=1.5):
+            messages.append(await socket.receive_json_from())
+        await socket.disconnect()
+        return messages
+
+    return async_to_sync(scenario)(), listening[0]

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.test import Client
 from rest_framework.test import APIClient
 
-from gndp.asgi import application
 from notifications.models import Notification, NotificationPreference
 from processes.services import start_process
 from tasks import services as task_services
 
-from .conftest import open_task
+from .conftest import inbox_socket_hears, open_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 
 
 def api(user) -> APIClient:
@@ -109,23 +103,7 @@ def test_preferences_read_and_change(people):
 
 
 def test_the_bell_hears_a_new_notification_over_the_inbox_socket(people):
-    client = Client()
-    client.force_login(people.clara)
-    cookie = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
-
-    async def scenario():
-        socket = WebsocketCommunicator(application, "/ws/inbox/", headers=[ORIGIN, cookie])
-        assert (await socket.connect(timeout=5))[0]
-        await database_sync_to_async(start_process)(workflow_id="journey-small", user=people.sam)
-        messages = []
-        # receive_nothing waits without cancelling the application, where a timed-out
-        # receive_json_from would
-        while not await socket.receive_nothing(timeout=1.5):
-            messages.append(await socket.receive_json_from())
-        await socket.disconnect()
-        return messages
-
-    messages = async_to_sync(scenario)()
+    messages, _ = inbox_socket_hears(people.clara, lambda: start_process(workflow_id="journey-small", user=people.sam))
 
     bells = [m for m in messages if m["type"] == "notification.created"]
     assert len(bells) == 1

@@ -7,21 +7,16 @@ from __future__ import annotations
 import threading
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.test import Client
 
-from gndp.asgi import application
 from notifications import live as notifications_live
 from notifications import relay
 from notifications.models import DeliveredEvent, Notification
 from processes.models import ProcessEvent
 from processes.services import start_process
 
-pytestmark = pytest.mark.django_db(transaction=True)
+from .conftest import inbox_socket_hears
 
-ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -67,27 +62,13 @@ def test_the_bell_hears_a_notification_delivered_in_the_background(people, in_ba
         await original(layer, pairs)
 
     monkeypatch.setattr(notifications_live, "_send_all", recording)
-    client = Client()
-    client.force_login(people.clara)
-    cookie = (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
-    listening: list[threading.Thread] = []
 
-    async def scenario():
-        listening.append(threading.current_thread())
-        socket = WebsocketCommunicator(application, "/ws/inbox/", headers=[ORIGIN, cookie])
-        assert (await socket.connect(timeout=5))[0]
-        await database_sync_to_async(start_process)(workflow_id="journey-small", user=people.sam)
-        messages = []
-        while not await socket.receive_nothing(timeout=1.5):
-            messages.append(await socket.receive_json_from())
-        await socket.disconnect()
-        return messages
-
-    messages = async_to_sync(scenario)()
+    messages, listening = inbox_socket_hears(
+        people.clara, lambda: start_process(workflow_id="journey-small", user=people.sam))
 
     bells = [m for m in messages if m["type"] == "notification.created"]
     assert len(bells) == 1, messages
     assert bells[0]["unread_count"] == 1
     assert [n["title"] for n in bells[0]["notifications"]] == ["“Apply” was assigned to you"]
     assert {name for name, _ in in_background} == {"gndp-notification-delivery"}
-    assert pushed_on == listening
+    assert pushed_on == [listening]
