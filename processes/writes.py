@@ -259,8 +259,8 @@ def _update_sql(connection, obj: Model, fields: Iterable[str], where: dict[str, 
     guards = [(opts.get_field(name), value) for name, value in where.items()]
     # The guard compares null-safely (a column read as NULL must still be NULL), and with an
     # operator no index serves: the row is found by its primary key alone. With `=` the
-    # planner may take an index on a guarded column instead (task_status_due_idx, by
-    # status) and filter a scan of every pending task, where its statistics are stale.
+    # planner may take an index the guard's columns match instead (task_open_atom_idx, of
+    # every open task) and filter a scan of every pending task, where statistics are stale.
     same = "IS NOT DISTINCT FROM" if connection.vendor == "postgresql" else "IS"
     sql = "UPDATE {} SET {} WHERE {}".format(
         quote(opts.db_table),

@@ -94,7 +94,6 @@ class TaskInstance(models.Model):
             models.Index(fields=["assigned_to"], name="task_open_assignee_idx",
                          condition=models.Q(status__in=["pending", "in_progress"])),
             models.Index(fields=["process", "atom_id"], name="task_process_idx"),
-            models.Index(fields=["status", "due_date"], name="task_status_due_idx"),
             # The SLA sweep's two timer queues: partial, so a row leaves the index once its
             # timer fired or its task closed, and each sweep reads only what is due.
             models.Index(fields=["due_date"], name="task_sla_warn_idx", condition=SLA_WARN_PENDING),
