@@ -279,8 +279,9 @@ GNDP_BASE_URL = os.environ.get("GNDP_BASE_URL", "http://127.0.0.1:8000").rstrip(
 GNDP_NOTIFICATION_EMAIL_DELAY = float(os.environ.get("GNDP_NOTIFICATION_EMAIL_DELAY", "30"))
 GNDP_NOTIFICATION_DIGEST_MIN = int(os.environ.get("GNDP_NOTIFICATION_DIGEST_MIN", "3"))
 # With the in-memory channel layer (no Redis), this process delivers its commits'
-# notifications itself, batched on a background thread; inline: right after each commit,
-# on the committing thread (the test suite, which reads them back at once).
+# notifications itself, batched on a background thread (on PostgreSQL); inline: right after
+# each commit, on the committing thread (always on SQLite; and the test suite, which reads
+# them back at once).
 GNDP_NOTIFICATIONS_INLINE = env_bool("GNDP_NOTIFICATIONS_INLINE", False)
 # Attachments go through Django's storage API (STORAGES["default"]: files under MEDIA_ROOT);
 # they are never served from MEDIA_ROOT directly, only by a view that checks who asks.

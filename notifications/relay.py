@@ -3,8 +3,9 @@
 The fast path: `processes.events.publish` calls `on_committed` after each commit, which
 hands the ids of the events that can notify anyone to a worker, from a background thread
 that batches them (`retry=False`: with the broker down nothing waits; the relay catches up). With the in-memory channel
-layer (one process, the embedded default) this process delivers them itself, from a
-background thread that batches them, so that the live bell of its own clients hears of it.
+layer (one process, the embedded default) this process delivers them itself, so that the
+live bell of its own clients hears of it: on PostgreSQL from a background thread that
+batches them, on SQLite right after the commit.
 
 The relay: a periodic job reads the event log past its cursor and delivers what has not
 been delivered. Event ids are taken at INSERT and become visible at COMMIT, so a hole in
@@ -19,7 +20,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 from django.db.models import Max
 from django.utils import timezone
 
@@ -46,8 +47,10 @@ def on_committed(events: list[ProcessEvent]) -> None:
         # The in-memory channel layer (the embedded default) reaches this process's sockets
         # only: delivered by a worker, the bells would never hear of it. So this process
         # delivers, off the committing thread and many commits a batch (one transaction a
-        # batch, not one a commit), unless told to do it inline.
-        if settings.GNDP_NOTIFICATIONS_INLINE:
+        # batch, not one a commit), unless told to do it inline. On SQLite always inline:
+        # its writers take turns at one file anyway, and a writing thread beside the
+        # requests' made their transactions fail with "database is locked".
+        if settings.GNDP_NOTIFICATIONS_INLINE or connection.vendor == "sqlite":
             _deliver_here(events)
         else:
             _deliveries.put(events)

@@ -16,7 +16,8 @@ from processes.services import start_process
 
 from .conftest import inbox_socket_hears
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# On PostgreSQL: SQLite delivers inline (notifications.relay).
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
