@@ -62,6 +62,14 @@ def scans(queryset) -> set[tuple[str, str | None]]:
     return scans_of(json.loads(queryset.explain(format="json"))[0]["Plan"])
 
 
+def plan_of(sql: str, params) -> dict:
+    """The plan PostgreSQL would run `sql` with (hand-written statements, not querysets)."""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    return (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
+
+
 def scans_of(plan: dict) -> set[tuple[str, str | None]]:
     found, stack = set(), [plan]
     while stack:
@@ -86,12 +94,8 @@ def test_the_inbox_page_reads_the_assignee_and_queue_indexes(busy_database):
 def test_routing_counts_a_persons_open_tasks_from_their_partial_index(busy_database):
     # Nine in ten of each person's tasks are closed: reading them all would make every
     # routing decision slower as the history grows.
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + routing._PICK_SQL[routing.LEAST_BUSY],
-                       {"role": "role-plan-3", "when": timezone.now(), "closing": 0})
-        plan = cursor.fetchone()[0]
-    plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
-    found = scans_of(plan)
+    found = scans_of(plan_of(routing._PICK_SQL[routing.LEAST_BUSY],
+                             {"role": "role-plan-3", "when": timezone.now(), "closing": 0}))
     assert uses_only_indexes(found), found
     assert {index for _, index in found} - {None} == {"task_open_assignee_idx"}, found
 
@@ -147,8 +151,5 @@ def test_the_completion_guard_finds_its_task_by_primary_key_under_stale_statisti
         cursor.execute(insert, ["pending", 5_000])
     task = TaskInstance.objects.filter(status="pending").last()
     sql, params = _update_sql(connection, task, ["status", "version"], {"version": task.version, "status": task.status})
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-        plan = cursor.fetchone()[0]
-    plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
-    assert scans_of(plan) - {("ModifyTable", None)} == {("Index Scan", "tasks_taskinstance_pkey")}, scans_of(plan)
+    found = scans_of(plan_of(sql, params))
+    assert found - {("ModifyTable", None)} == {("Index Scan", "tasks_taskinstance_pkey")}, found
