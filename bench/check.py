@@ -2,12 +2,20 @@
 
     scripts/bench.sh          # runs the benchmarks, then this on what they printed
     .venv/bin/python bench/check.py var/bench/latest.jsonl
+    .venv/bin/python bench/check.py --record var/bench/latest.jsonl   # make them the record
 
 Reads the JSON lines the benchmarks print and `bench/baseline.json` (the figures recorded
 in docs/performance.md). A figure named `*_per_s` regresses when it falls more than 25%
 below its baseline; one named `*_ms` or `*_s` when it rises more than 25% above. Prints one
 line per compared figure and exits 1 if any regressed. A benchmark that did not run is not
 compared (and says so); one that ran without measuring a recorded figure has regressed.
+
+The record holds the speed of the machine it was made on (`bench/machine.py`, a pure-Python
+loop, measured before and after the benchmarks), and where the results hold it too, each
+recorded figure is first scaled to this machine: on one that runs the loop 1.5 times as
+long, a throughput is expected 1.5 times lower and a latency 1.5 times higher. Machines of
+one size here differ by more than the tolerance, so unscaled, the check failed a slower one
+with no change of code, and would pass a real regression on a faster one.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from pathlib import Path
 
 TOLERANCE = 0.25
 BASELINE = Path(__file__).with_name("baseline.json")
+MACHINE = "machine"  # the yardstick's lines, not a benchmark of ours
+YARDSTICK = "python_loop_ms"
 
 
 def direction(name: str) -> int:
@@ -29,9 +39,24 @@ def direction(name: str) -> int:
     return 0
 
 
+def slowdown(results: dict[str, dict], baseline: dict[str, dict]) -> float | None:
+    """How many times slower this machine is than the record's (None: not both measured)."""
+    now = results.get(MACHINE, {}).get(YARDSTICK)
+    then = baseline.get(MACHINE, {}).get(YARDSTICK)
+    if not isinstance(now, (int, float)) or not isinstance(then, (int, float)) or now <= 0 or then <= 0:
+        return None
+    return now / then
+
+
 def compare(results: dict[str, dict], baseline: dict[str, dict]) -> tuple[list[str], list[str]]:
     lines, regressions = [], []
+    factor = slowdown(results, baseline)
+    if factor is not None:
+        lines.append(f"{MACHINE}.{YARDSTICK}: {results[MACHINE][YARDSTICK]} (recorded {baseline[MACHINE][YARDSTICK]}): "
+                     f"the records are scaled to a machine {factor:.2f} times as slow")
     for bench, figures in baseline.items():
+        if bench == MACHINE:
+            continue
         measured = results.get(bench)
         if measured is None:
             lines.append(f"{bench}: not run")
@@ -48,10 +73,12 @@ def compare(results: dict[str, dict], baseline: dict[str, dict]) -> tuple[list[s
                 lines.append(line)
                 regressions.append(line)
                 continue
-            change = (value - recorded) / recorded if recorded else 0.0
+            expected = recorded if factor is None else (recorded / factor if sense > 0 else recorded * factor)
+            change = (value - expected) / expected if expected else 0.0
             worse = -change * sense
             verdict = "REGRESSED" if worse > TOLERANCE else "ok"
-            line = f"{bench}.{name}: {value} (recorded {recorded}, {change:+.0%}) {verdict}"
+            scaled = "" if factor is None else f", {expected:.4g} on this machine"
+            line = f"{bench}.{name}: {value} (recorded {recorded}{scaled}, {change:+.0%}) {verdict}"
             lines.append(line)
             if verdict != "ok":
                 regressions.append(line)
@@ -59,20 +86,55 @@ def compare(results: dict[str, dict], baseline: dict[str, dict]) -> tuple[list[s
 
 
 def read_results(path: Path) -> dict[str, dict]:
-    results = {}
+    """The last line of each benchmark; the yardstick's lines averaged (it runs before and
+    after the others, and a machine's speed may drift between)."""
+    results, yardsticks = {}, []
     for line in path.read_text().splitlines():
         line = line.strip()
         if line.startswith("{"):
             record = json.loads(line)
-            results[record.get("benchmark", "?")] = record
+            name = record.get("benchmark", "?")
+            if name == MACHINE and isinstance(record.get(YARDSTICK), (int, float)):
+                yardsticks.append(record[YARDSTICK])
+            results[name] = record
+    if yardsticks:
+        results[MACHINE] = {"benchmark": MACHINE, YARDSTICK: round(sum(yardsticks) / len(yardsticks), 1)}
     return results
 
 
+def record(results: dict[str, dict], baseline: dict[str, dict]) -> tuple[dict[str, dict], list[str]]:
+    """A new record: the recorded figures' names (and the machine's speed) with the values
+    of `results`, and what `results` lacks of them (then nothing is recorded)."""
+    new, missing = {}, []
+    for bench, figures in {MACHINE: {YARDSTICK: None}, **baseline}.items():
+        for name in figures:
+            value = results.get(bench, {}).get(name)
+            if isinstance(value, (int, float)):
+                new.setdefault(bench, {})[name] = value
+            else:
+                missing.append(f"{bench}.{name}")
+    return new, missing
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: bench/check.py RESULTS.jsonl", file=sys.stderr)
+    args = argv[1:]
+    recording = args[:1] == ["--record"]
+    if recording:
+        args = args[1:]
+    if len(args) != 1:
+        print("usage: bench/check.py [--record] RESULTS.jsonl", file=sys.stderr)
         return 2
-    lines, regressions = compare(read_results(Path(argv[1])), json.loads(BASELINE.read_text()))
+    results, baseline = read_results(Path(args[0])), json.loads(BASELINE.read_text())
+    if recording:
+        new, missing = record(results, baseline)
+        if missing:
+            print(f"not in the results, so not recorded: {', '.join(missing)}", file=sys.stderr)
+            return 1
+        BASELINE.write_text("{\n" + ",\n".join(f"  {json.dumps(bench)}: {json.dumps(figures)}"
+                                                 for bench, figures in new.items()) + "\n}\n")
+        print(f"recorded {sum(len(figures) for figures in new.values())} figures in {BASELINE}")
+        return 0
+    lines, regressions = compare(results, baseline)
     print("\n".join(lines))
     if regressions:
         print(f"\nBENCHMARK REGRESSION: {len(regressions)} figure(s) more than {TOLERANCE:.0%} worse than recorded:",

@@ -32,7 +32,7 @@ def test_a_benchmark_that_did_not_run_is_reported_not_failed():
 def test_the_command_exits_non_zero_and_names_the_regression(tmp_path):
     results = tmp_path / "latest.jsonl"
     baseline = json.loads((ROOT / "bench" / "baseline.json").read_text())
-    bench, figures = next(iter(baseline.items()))
+    bench, figures = next((bench, figures) for bench, figures in baseline.items() if bench != "machine")
     name, recorded = next((n, v) for n, v in figures.items() if n.endswith("_per_s"))
     results.write_text(json.dumps({"benchmark": bench, name: recorded / 2}) + "\n")
     run = subprocess.run([sys.executable, "bench/check.py", str(results)], cwd=ROOT, capture_output=True, text=True)
@@ -45,3 +45,58 @@ def test_a_benchmark_that_ran_but_measured_nothing_regresses():
     lines, regressions = compare({"engine": {"completions_per_s": 310.0, "complete_p99_ms": None}}, BASELINE)
     assert regressions == ["engine.complete_p99_ms: not measured REGRESSED"]
     assert "engine.completions_per_s: 310.0 (recorded 300.0, +3%) ok" in lines
+
+
+SCALED = {"machine": {"python_loop_ms": 40.0}, **BASELINE}
+
+
+def test_on_a_slower_machine_the_records_are_scaled_to_it():
+    # This machine runs the yardstick 1.5 times as long: 300/s is expected as 200/s, 10 ms as 15 ms.
+    results = {"machine": {"python_loop_ms": 60.0}, "engine": {"completions_per_s": 190.0, "complete_p99_ms": 14.0}}
+    lines, regressions = compare(results, SCALED)
+    assert regressions == []
+    assert lines[0].startswith("machine.python_loop_ms: 60.0 (recorded 40.0)") and "1.50 times as slow" in lines[0]
+    assert "engine.completions_per_s: 190.0 (recorded 300.0, 200 on this machine, -5%) ok" in lines
+
+
+def test_on_a_faster_machine_an_unchanged_figure_is_a_regression_of_the_code():
+    # Twice as fast: 300/s should have become 600/s; 300 again means the code lost half.
+    results = {"machine": {"python_loop_ms": 20.0}, "engine": {"completions_per_s": 300.0, "complete_p99_ms": 10.0}}
+    _, regressions = compare(results, SCALED)
+    assert [line.split(":")[0] for line in regressions] == ["engine.completions_per_s", "engine.complete_p99_ms"]
+
+
+def test_without_the_yardstick_on_either_side_the_figures_are_compared_as_recorded():
+    results = {"engine": {"completions_per_s": 240.0, "complete_p99_ms": 12.4}}
+    lines, regressions = compare(results, SCALED)
+    assert regressions == [] and "engine.completions_per_s: 240.0 (recorded 300.0, -20%) ok" in lines
+
+
+def test_the_yardstick_is_averaged_over_its_runs(tmp_path):
+    from bench.check import read_results
+
+    results = tmp_path / "latest.jsonl"
+    results.write_text("\n".join(json.dumps(line) for line in [
+        {"benchmark": "machine", "python_loop_ms": 50.0},
+        {"benchmark": "engine", "completions_per_s": 250.0},
+        {"benchmark": "machine", "python_loop_ms": 70.0},
+    ]) + "\n")
+    assert read_results(results)["machine"]["python_loop_ms"] == 60.0
+
+
+def test_recording_takes_the_named_figures_and_the_machine_or_nothing():
+    from bench.check import record
+
+    results = {"machine": {"python_loop_ms": 55.5},
+               "engine": {"completions_per_s": 280.0, "complete_p99_ms": 7.1, "other_ms": 3.0}}
+    new, missing = record(results, BASELINE)
+    assert missing == [] and new == {"machine": {"python_loop_ms": 55.5},
+                                     "engine": {"completions_per_s": 280.0, "complete_p99_ms": 7.1}}
+    _, missing = record({"engine": {"completions_per_s": 280.0}}, BASELINE)
+    assert missing == ["machine.python_loop_ms", "engine.complete_p99_ms"]
+
+
+def test_the_yardstick_prints_its_figure():
+    run = subprocess.run([sys.executable, "bench/machine.py"], cwd=ROOT, capture_output=True, text=True, check=True)
+    line = json.loads(run.stdout)
+    assert line["benchmark"] == "machine" and line["python_loop_ms"] > 0
