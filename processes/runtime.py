@@ -10,7 +10,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from tasks import access, routing
+from tasks import access, lookahead, routing
 from tasks.models import PRIORITY_RANK, TaskInstance
 
 from . import sensitive
@@ -35,17 +35,23 @@ def _store_runtime(process: ProcessInstance, step: core.Step) -> None:
 
 
 def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, log: EventLog,
-               closing: TaskInstance | None = None, router: routing.BatchRouter | None = None) -> list[TaskInstance]:
+               closing: TaskInstance | None = None, router: routing.BatchRouter | None = None,
+               routes: dict[str, routing.Route] | None = None) -> list[TaskInstance]:
     """Create the tasks of newly active atoms and close the process when it is done.
 
     Saves the process row with the new atom states and context (`step.context` is
     plaintext; its sensitive fields are stored encrypted). `closing`: the task this step
     completes, whose own update waits in `log.writes`; routing counts it as closed.
     `router`: routes for a whole batch of steps (a bulk start) instead of one statement a task.
+    `routes`: atoms already routed, under the same lock (`tasks.lookahead`).
     """
     now = timezone.now()
-    tasks = [_new_task(process, blueprint, atom_id, now, closing, router) for atom_id in step.activated]
+    routes = routes or {}
+    tasks = [_new_task(process, blueprint, atom_id, now, closing, router, routes.get(atom_id))
+             for atom_id in step.activated]
     log.writes.insert(tasks, need_ids=True)
+    for task in tasks:
+        lookahead.remember(task.pk, process, task.atom_id)
     access.grant_new_tasks(tasks, log.writes)
     for task in tasks:
         queued = task.kind == "human" and task.assigned_to_id is None
@@ -79,7 +85,8 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
 
 
 def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now,
-              closing: TaskInstance | None, router: routing.BatchRouter | None) -> TaskInstance:
+              closing: TaskInstance | None, router: routing.BatchRouter | None,
+              route: routing.Route | None) -> TaskInstance:
     atom = blueprint.atoms[atom_id]
     task = TaskInstance(
         process=process,
@@ -96,9 +103,10 @@ def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now,
     if atom.is_system:
         task.pk = router.task_id() if router is not None else None
         return task
-    choose = router.choose if router is not None else routing.choose
-    route = choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY), now,
-                   closing=closing.pk if closing is not None else None)
+    if route is None:
+        choose = router.choose if router is not None else routing.choose
+        route = choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY), now,
+                       closing=closing.pk if closing is not None else None)
     task.pk = route.task_id
     if route.assignee is not None:
         task.assigned_to = route.assignee

@@ -44,8 +44,9 @@ def choose(role: str, strategy: str, when, *, closing: int | None = None) -> Rou
     if strategy == QUEUE:
         return Route(None, unroutable=not candidates(role).exists())
     if connection.vendor == "postgresql":
-        chosen, task_id = _pick_postgres(role, strategy, when, closing)
-        return Route(chosen, unroutable=chosen is None, task_id=task_id)
+        with connection.cursor() as cursor:
+            send_pick(cursor, role, strategy, when, closing=closing)
+            return read_pick(cursor)
     chosen = _pick(role, strategy, closing)
     if chosen is None:
         return Route(None, unroutable=True)
@@ -72,14 +73,19 @@ def _with_open_tasks(people, closing: int | None = None):
     return people.annotate(open_tasks=Coalesce(Subquery(open_tasks), 0))
 
 
-def _pick_postgres(role: str, strategy: str, when, closing: int | None):
+def send_pick(cursor, role: str, strategy: str, when, *, closing: int | None = None) -> None:
+    """Send the routing statement of PostgreSQL (`least_busy` or `round_robin`); its answer is
+    `read_pick`'s. Apart, so that it can travel in another statement's pipeline."""
     params = {"role": role, "when": when}
     if strategy == LEAST_BUSY:
         params["closing"] = closing or 0
-    with connection.cursor() as cursor:
-        cursor.execute(_PICK_SQL[strategy], params)
-        user_id, username, task_id = cursor.fetchone()
-    return (get_user_model()(pk=user_id, username=username) if user_id else None), task_id
+    cursor.execute(_PICK_SQL[strategy], params)
+
+
+def read_pick(cursor) -> Route:
+    user_id, username, task_id = cursor.fetchone()
+    chosen = get_user_model()(pk=user_id, username=username) if user_id else None
+    return Route(chosen, unroutable=chosen is None, task_id=task_id)
 
 
 def note_assignment(user, when) -> None:

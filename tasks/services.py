@@ -24,7 +24,7 @@ from processes.models import EventType, ProcessInstance, ProcessStatus
 from processes.writes import Writes
 from processes.runtime import apply_step, enqueue_system_tasks, runtime_of
 
-from . import access, routing
+from . import access, lookahead, routing
 from .models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 from .permissions import can_see_task, can_work_task, is_manager_of
 from .rows import TaskRows
@@ -37,22 +37,43 @@ def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
     that is safe because every change to a task is a conditional UPDATE on its version
     (`_mark`), and the engine reads the atom states from the freshly locked process row.
     """
+    process, task, _ = _locked(task_id, user, closing=False)
+    return process, task
+
+
+def _lock_to_complete(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance, dict]:
+    """`_lock`, and the routes of the task's certain next tasks by atom id, routed in the same
+    round trip where the task's atom is known here (`tasks.lookahead`); the others are
+    routed after the engine ran."""
+    return _locked(task_id, user, closing=True)
+
+
+def _locked(task_id: Any, user, *, closing: bool) -> tuple[ProcessInstance, TaskInstance, dict]:
     try:
         task_id = int(task_id)
     except (TypeError, ValueError):
         raise NotFound(f"task {task_id} not found") from None
     if not -(2**63) <= task_id < 2**63:  # no such id; SQLite would refuse the number itself
         raise NotFound(f"task {task_id} not found")
-    with connection.cursor() as cursor, _with_begin(connection):
-        cursor.execute(_lock_sql(connection.vendor), [task_id])
-        row = cursor.fetchone()
-    if row is None:
-        raise NotFound(f"task {task_id} not found")
-    task = _lock_rows().read(row)
-    process = task.process
+    foreseen = None
+    try:
+        with connection.cursor() as cursor, _with_begin(connection):
+            cursor.execute(_lock_sql(connection.vendor), [task_id])
+            foreseen = lookahead.send(task_id) if closing else None
+            row = cursor.fetchone()
+        if row is None:
+            raise NotFound(f"task {task_id} not found")
+        task = _lock_rows().read(row)
+        process = task.process
+        routes = foreseen.routes(task) if foreseen is not None else {}
+    except BaseException:
+        if foreseen is not None:
+            foreseen.discard()
+        raise
+    lookahead.remember(task.pk, process, task.atom_id)
     if user is not None and not can_see_task(user, task):
         raise NotFound(f"task {task_id} not found")
-    return process, task
+    return process, task, routes
 
 
 @contextmanager
@@ -92,7 +113,11 @@ def read_task(task_id: int) -> TaskInstance | None:
     with connection.cursor() as cursor:
         cursor.execute(_read_sql(connection.vendor), [task_id])
         row = cursor.fetchone()
-    return None if row is None else _lock_rows().read(row)
+    if row is None:
+        return None
+    task = _lock_rows().read(row)
+    lookahead.remember(task.pk, task.process, task.atom_id)
+    return task
 
 
 def _require_running(process: ProcessInstance) -> None:
@@ -156,7 +181,7 @@ def complete_task(task_id: Any, *, user, result: Any = None) -> TaskInstance:
     if not isinstance(result, dict):
         raise InvalidInput("result must be a JSON object", details={"result": "must be a JSON object"})
     with transaction.atomic():
-        process, task = _lock(task_id, user)
+        process, task, routes = _lock_to_complete(task_id, user)
         if task.kind == "system":
             raise Conflict("system steps are completed by workers", code="system_task")
         if task.status not in OPEN_TASK_STATUSES:
@@ -171,12 +196,13 @@ def complete_task(task_id: Any, *, user, result: Any = None) -> TaskInstance:
             # The implicit start is recorded, but shares the completion's UPDATE.
             task.started_at = timezone.now()
             log.add(process, EventType.TASK_STARTED, task=task, assigned_to_id=user.pk, implicit=True)
-        _finish(process, task, result, log, user=user)
+        _finish(process, task, result, log, user=user, routes=routes)
         log.flush(commit=True)
     return task
 
 
-def _finish(process: ProcessInstance, task: TaskInstance, result: dict, log: EventLog, user=None) -> None:
+def _finish(process: ProcessInstance, task: TaskInstance, result: dict, log: EventLog, user=None,
+            routes: dict | None = None) -> None:
     blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
     paths = sensitive.paths_of(process)
     try:
@@ -191,7 +217,7 @@ def _finish(process: ProcessInstance, task: TaskInstance, result: dict, log: Eve
           completed_by=user if user is not None else None)
     log.add(process, EventType.TASK_COMPLETED, task=task, result_keys=sorted(result),
             assigned_to_id=task.assigned_to_id)
-    apply_step(process, blueprint, step, log, closing=task)
+    apply_step(process, blueprint, step, log, closing=task, routes=routes)
 
 
 # --- system steps, called by the worker -------------------------------------------------------
@@ -199,7 +225,7 @@ def _finish(process: ProcessInstance, task: TaskInstance, result: dict, log: Eve
 def complete_system_task(task_id: int, result: Any, *, attempt: int) -> TaskInstance | None:
     """Record a handler's result. A duplicate delivery finds the task closed: no-op."""
     with transaction.atomic():
-        process, task = _lock(task_id)
+        process, task, routes = _lock_to_complete(task_id)
         if task.status not in OPEN_TASK_STATUSES or process.status != ProcessStatus.RUNNING:
             return None
         if not isinstance(result, dict):
@@ -208,7 +234,7 @@ def complete_system_task(task_id: int, result: Any, *, attempt: int) -> TaskInst
         try:
             task.attempts = max(task.attempts, attempt)
             _mark(task, attempts=task.attempts)
-            _finish(process, task, result, log)
+            _finish(process, task, result, log, routes=routes)
         except InvalidInput as exc:
             # The handler's output broke the form: a handler bug, not worth retrying.
             _fail(process, task, f"invalid handler result: {exc.details}", log)

@@ -83,9 +83,10 @@ def _eager_celery():
 @pytest.fixture(autouse=True)
 def _clear_blueprint_cache():
     from processes import graph, versions
-    from tasks import access
+    from tasks import access, lookahead
 
     yield
+    lookahead.forget_all()  # a flushed database gives its ids out again
     access._permission_id.cache_clear()  # a flush recreates permissions with new ids
     versions._definition.cache_clear()
     versions._containers.cache_clear()

@@ -95,6 +95,20 @@ class Blueprint:
         return {atom_id: tuple(ids) for atom_id, ids in reverse.items()}
 
     @cached_property
+    def certain_next(self) -> dict[str, tuple[str, ...]]:
+        """For each atom, the human atoms that its completion activates whatever the context:
+        each enabled by it alone, unconditionally, and depending on nothing. A completion
+        may route them before the engine has run (`tasks.lookahead`)."""
+        return {
+            atom_id: tuple(
+                edge.target for edge in self.outgoing[atom_id]
+                if not edge.conditional and not edge.default and len(self.incoming[edge.target]) == 1
+                and not self.depends_on.get(edge.target) and not self.atoms[edge.target].is_system
+            )
+            for atom_id in self.atoms
+        }
+
+    @cached_property
     def start_atoms(self) -> tuple[str, ...]:
         return tuple(atom_id for atom_id in self.atoms if not self.incoming[atom_id])
 

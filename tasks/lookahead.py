@@ -1,0 +1,92 @@
+"""Routing a completion's next tasks in the round trip of its lock read.
+
+A completion took three round trips on PostgreSQL: the lock read, the routing of the next
+task, and the step's writes with the COMMIT. The routing waited for the engine to say which
+atoms the completion activates, but for most steps the blueprint says so beforehand: an
+atom enabled unconditionally by the completed one alone, and depending on nothing, becomes
+active whatever the result (`Blueprint.certain_next`). Knowing the task's atom before
+reading it, the routing statements of those atoms are sent in the lock read's pipeline,
+after it. They run under the lock, in the same transaction, so they count and stamp what
+the statements after the engine would have; a transaction that rolls back (a 409, a
+refusal) takes their stamps with it.
+
+Which atom a task is of is known when this process created or read the task (a task never
+changes its atom, nor a process its version): `remember` keeps the last `LIMIT` of them.
+For a task not known, or an atom with no certain successor, the completion routes as
+before, after the engine ran.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.utils import timezone
+
+from processes import versions
+
+from . import routing
+
+LIMIT = 20_000  # tasks; a few megabytes
+
+_known: dict[int, tuple[int, str, str]] = {}  # task id -> (version id, workflow id, atom id)
+
+
+def remember(task_id: int | None, process, atom_id: str) -> None:
+    """Note the atom of a task of `process` (created or read here)."""
+    if task_id is None:
+        return
+    if task_id not in _known and len(_known) >= LIMIT:
+        try:
+            _known.pop(next(iter(_known)), None)  # the oldest (dicts keep insertion order)
+        except (StopIteration, RuntimeError):  # another thread emptied or changed it meanwhile
+            pass
+    _known[task_id] = (process.version_id, process.workflow_id, atom_id)
+
+
+def forget_all() -> None:
+    _known.clear()
+
+
+class Foreseen:
+    """The routing statements sent for a task's certain next atoms; `routes` reads them."""
+
+    def __init__(self, known: tuple[int, str, str], picks: list[tuple[str, object]]) -> None:
+        self.known = known
+        self._picks = picks  # (atom id, cursor awaiting the answer)
+
+    def routes(self, task) -> dict[str, routing.Route]:
+        """The routes by atom id, once the pipeline is done: none if the task read is not
+        the one remembered (ids are never reused, so only a database emptied under a
+        running process could make it so; the guess then cost the stamps of its routing)."""
+        picks, self._picks = self._picks, []
+        try:
+            if self.known != (task.process.version_id, task.process.workflow_id, task.atom_id):
+                return {}
+            return {atom_id: routing.read_pick(cursor) for atom_id, cursor in picks}
+        finally:
+            for _, cursor in picks:
+                cursor.close()
+
+    def discard(self) -> None:
+        for _, cursor in self._picks:
+            cursor.close()
+        self._picks = []
+
+
+def send(task_id: int) -> Foreseen | None:
+    """Inside the lock read's pipeline, after the lock read of `task_id` (the task being
+    closed): the routing statements of its certain next atoms, if its atom is known."""
+    known = _known.get(task_id)
+    if known is None or connection.vendor != "postgresql":
+        return None
+    version_id, workflow_id, atom_id = known
+    blueprint = versions.get_blueprint(version_id, workflow_id)  # cached: the engine reads it next
+    when, picks = timezone.now(), []
+    for target in blueprint.certain_next.get(atom_id, ()):
+        role = blueprint.atoms[target].role
+        strategy = blueprint.roles.get(role, routing.LEAST_BUSY)
+        if not role or strategy == routing.QUEUE:
+            continue
+        cursor = connection.cursor()
+        routing.send_pick(cursor, role, strategy, when, closing=task_id)
+        picks.append((target, cursor))
+    return Foreseen(known, picks) if picks else None
