@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from processes.errors import Forbidden, NotFound
 
+from . import lookahead
 from .access import roles_of, visible_tasks
 from .models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 from .permissions import is_manager_of
@@ -102,7 +103,10 @@ class OwnInbox:
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [*params, page.stop - page.start, page.start])
-            return [rows.read(row) for row in cursor.fetchall()]
+            tasks = [rows.read(row) for row in cursor.fetchall()]
+        for task in tasks:  # what a person completes next: routed with its lock read
+            lookahead.remember(task.pk, task.process, task.atom_id)
+        return tasks
 
 
 def inbox_page_source(caller, *, username: str | None = None, status: str | None = None):

@@ -180,3 +180,20 @@ def test_a_task_this_process_never_saw_is_routed_after_the_engine(team, routed_a
 
     assert routed_after_the_engine == ["role-team"] * 3
     assert {open_task(process, atom).assigned_to for atom in ("atom-a", "atom-b", "atom-c")} == set(team)
+
+
+def test_a_task_read_in_its_holders_inbox_is_routed_with_its_lock_read(team, routed_after_the_engine,
+                                                                        routing_in_a_pipeline):
+    from tasks.selectors import OwnInbox
+
+    process = start_process(workflow_id="journey-team")
+    take = open_task(process, "atom-take")
+    complete_task(take.pk, user=take.assigned_to)
+    split = open_task(process, "atom-split")
+    lookahead.forget_all()  # created by another server process
+    assert split.pk in [task.pk for task in OwnInbox(split.assigned_to)[0:50]]  # then listed by this one
+    del routing_in_a_pipeline[:], routed_after_the_engine[:]
+
+    complete_task(split.pk, user=split.assigned_to)
+
+    assert routing_in_a_pipeline == [True, True, True] and routed_after_the_engine == []
