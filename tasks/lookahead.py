@@ -8,7 +8,9 @@ active whatever the result (`Blueprint.certain_next`). Knowing the task's atom b
 reading it, the routing statements of those atoms are sent in the lock read's pipeline,
 after it. They run under the lock, in the same transaction, so they count and stamp what
 the statements after the engine would have; a transaction that rolls back (a 409, a
-refusal) takes their stamps with it.
+refusal) takes their stamps with it. One that commits without the routed tasks (a system
+step whose handler's result broke the form fails the process instead) keeps the chosen
+people's stamps, which only break ties in later routing.
 
 Which atom a task is of is known when this process created or read the task (a task never
 changes its atom, nor a process its version): `remember` keeps the last `LIMIT` of them.
