@@ -17,6 +17,7 @@ commits. Writes are deferred until `execute`: nothing in between may read what t
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Iterable
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
@@ -73,29 +74,18 @@ class Writes:
         if not self.deferred:
             objs[0].__class__.objects.bulk_create(objs, ignore_conflicts=ignore_conflicts)
             return
-        opts = objs[0]._meta
+        model = type(objs[0])
         if need_ids:
             self._allocate_ids([obj for obj in objs if obj.pk is None])
         with_pk = objs[0].pk is not None
-        fields = [f for f in opts.concrete_fields if with_pk or not f.primary_key]
-        quote = self.connection.ops.quote_name
+        unnest = len(objs) > UNNEST_ROWS
+        sql, fields = _insert_sql(self.using, model, with_pk, 0 if unnest else len(objs), ignore_conflicts)
         values = [[f.get_db_prep_save(f.pre_save(obj, True), self.connection) for f in fields] for obj in objs]
-        if len(objs) > UNNEST_ROWS:
-            # One array a column, unnested: a bulk start's thousands of rows in one parameter
-            # a column, and a statement that reads the same for any number of them (psycopg
-            # keeps its parsed form). A step's few rows go faster as plain VALUES.
-            rows = "SELECT * FROM unnest({})".format(", ".join(f"%s::{f.db_type(self.connection)}[]" for f in fields))
+        if unnest:
             params = [list(column) for column in zip(*values)]
         else:
-            row = "({})".format(", ".join(["%s"] * len(fields)))
-            rows = "VALUES " + ", ".join([row] * len(objs))
             params = [value for row_values in values for value in row_values]
-        sql = "INSERT INTO {} ({}) {}{}".format(
-            quote(opts.db_table), ", ".join(quote(f.column) for f in fields), rows,
-            " ON CONFLICT DO NOTHING" if ignore_conflicts else "",
-        )
         if not with_pk and not ignore_conflicts:  # skipped rows return no id, as in bulk_create
-            sql += f" RETURNING {quote(opts.pk.column)}"
             self._returning.append((len(self._statements), objs))
         self._add(sql, params)
         for obj in objs:
@@ -253,10 +243,46 @@ class _Update:
 
 
 def _update_sql(connection, obj: Model, fields: Iterable[str], where: dict[str, Any]) -> tuple[str, list[Any]]:
-    opts = obj._meta
-    quote = connection.ops.quote_name
+    sql, columns, keys = _update_shape(connection.alias, type(obj), tuple(fields), tuple(where))
+    params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns]
+    params += [field.get_db_prep_value(value, connection) for field, value in zip(keys, [obj.pk, *where.values()])]
+    return sql, params
+
+
+# The statements' text by their shape, and the fields their values come from: a step writes
+# the same few shapes again and again, and composing them (field lookups, quoting) cost more
+# than preparing their values.
+
+@lru_cache(maxsize=512)
+def _insert_sql(using: str, model: type[Model], with_pk: bool, rows: int, ignore_conflicts: bool) -> tuple[str, list]:
+    """INSERT of `rows` rows of VALUES; with 0, of one array a column, unnested: a bulk
+    start's thousands of rows in one parameter a column, and a statement that reads the same
+    for any number of them (psycopg keeps its parsed form). A step's few rows go faster as
+    plain VALUES."""
+    connection = connections[using]
+    opts, quote = model._meta, connection.ops.quote_name
+    fields = [f for f in opts.concrete_fields if with_pk or not f.primary_key]
+    if rows:
+        values = "VALUES " + ", ".join(["({})".format(", ".join(["%s"] * len(fields)))] * rows)
+    else:
+        values = "SELECT * FROM unnest({})".format(", ".join(f"%s::{f.db_type(connection)}[]" for f in fields))
+    sql = "INSERT INTO {} ({}) {}{}".format(
+        quote(opts.db_table), ", ".join(quote(f.column) for f in fields), values,
+        " ON CONFLICT DO NOTHING" if ignore_conflicts else "",
+    )
+    if not with_pk and not ignore_conflicts:  # skipped rows return no id, as in bulk_create
+        sql += f" RETURNING {quote(opts.pk.column)}"
+    return sql, fields
+
+
+@lru_cache(maxsize=512)
+def _update_shape(using: str, model: type[Model], fields: tuple[str, ...], where: tuple[str, ...]) -> tuple[str, list, list]:
+    """UPDATE of `fields` of one row, guarded by the columns `where` names; returns it, the
+    fields of its values, and those of its key and guards."""
+    connection = connections[using]
+    opts, quote = model._meta, connection.ops.quote_name
     columns = [opts.get_field(name) for name in fields]
-    guards = [(opts.get_field(name), value) for name, value in where.items()]
+    guards = [opts.get_field(name) for name in where]
     # The guard compares null-safely (a column read as NULL must still be NULL), and with an
     # operator no index serves: the row is found by its primary key alone. With `=` the
     # planner may take an index the guard's columns match instead (task_open_atom_idx, of
@@ -265,11 +291,9 @@ def _update_sql(connection, obj: Model, fields: Iterable[str], where: dict[str, 
     sql = "UPDATE {} SET {} WHERE {}".format(
         quote(opts.db_table),
         ", ".join(f"{quote(field.column)} = %s" for field in columns),
-        " AND ".join([f"{quote(opts.pk.column)} = %s", *(f"{quote(field.column)} {same} %s" for field, _ in guards)]),
+        " AND ".join([f"{quote(opts.pk.column)} = %s", *(f"{quote(field.column)} {same} %s" for field in guards)]),
     )
-    params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns]
-    params += [field.get_db_prep_value(value, connection) for field, value in [(opts.pk, obj.pk), *guards]]
-    return sql, params
+    return sql, columns, [opts.pk, *guards]
 
 
 def cache_step_statement_parsing() -> None:
