@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from monitoring.clocks import restart_clocks, stop_clocks
+from tasks import lookahead
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 
 from . import sensitive, versions
@@ -20,6 +21,7 @@ from .errors import Conflict, InvalidInput, NotFound
 from .events import EventLog
 from .models import OPEN_PROCESS_STATUSES, EventType, ProcessInstance, ProcessStatus
 from .runtime import apply_step, enqueue_system_tasks
+from .writes import with_begin
 
 
 def lock_process(process_id: Any) -> ProcessInstance:
@@ -41,21 +43,23 @@ def start_process(
     step = core.start(blueprint, context)
     # The row is created by this transaction: nobody else can append to it before the commit.
     log = EventLog(user, process_locked=True)
+    process = ProcessInstance(
+        version=version,
+        journey_id=version.journey_id,
+        workflow_id=workflow_id,
+        status=ProcessStatus.RUNNING,
+        # Never written in plaintext, not even in a row version the next UPDATE replaces.
+        context=sensitive.seal(sensitive.paths_of_version(version.pk, version.journey_id), step.context),
+        business_key=business_key or None,
+        started_by=user if user is not None and user.is_authenticated else None,
+    )
     try:
         with transaction.atomic():
-            process = ProcessInstance.objects.create(
-                version=version,
-                journey_id=version.journey_id,
-                workflow_id=workflow_id,
-                status=ProcessStatus.RUNNING,
-                # Never written in plaintext, not even in a row version the next UPDATE replaces.
-                context=sensitive.seal(sensitive.paths_of_version(version.pk, version.journey_id), step.context),
-                business_key=business_key or None,
-                started_by=user if user is not None and user.is_authenticated else None,
-            )
+            routes = _begin_start(process, blueprint, step)
+            log.writes.create([process])  # inserted with the step's writes
             log.add(process, EventType.PROCESS_STARTED, workflow_id=workflow_id, version=version.number,
                     business_key=business_key)
-            tasks = apply_step(process, blueprint, step, log)
+            tasks = apply_step(process, blueprint, step, log, routes=routes)
             log.flush(commit=True)
     except IntegrityError:
         if business_key and ProcessInstance.objects.filter(business_key=business_key).exists():
@@ -68,6 +72,22 @@ def start_process(
         process.refresh_from_db()
     return process
 
+
+_NEXT_PROCESS_ID = f"SELECT nextval(pg_get_serial_sequence('{ProcessInstance._meta.db_table}', 'id'))"
+
+
+def _begin_start(process: ProcessInstance, blueprint, step: core.Step) -> dict:
+    """On PostgreSQL, a start's statements before its writes, in one pipeline: the process
+    row's id and the routing of its first tasks (the engine has decided them already).
+    Returns the routes by atom id (elsewhere none: the tasks are routed one by one)."""
+    if connection.vendor != "postgresql":
+        return {}
+    with connection.cursor() as cursor:
+        with with_begin(connection):
+            cursor.execute(_NEXT_PROCESS_ID)
+            foreseen = lookahead.send_routes(blueprint, step.activated)
+        process.pk = cursor.fetchone()[0]
+    return foreseen.routes() if foreseen is not None else {}
 
 BULK_BATCH = 250
 

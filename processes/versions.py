@@ -93,8 +93,11 @@ def _publish_version(stored: dict) -> Published:
     raise InvalidInput("could not publish the journey: too many concurrent publications")
 
 
-def latest_version(journey_id: str) -> WorkflowVersion | None:
-    return WorkflowVersion.objects.filter(journey_id=journey_id).order_by("-number").first()
+def latest_version(journey_id: str, *, with_definition: bool = True) -> WorkflowVersion | None:
+    found = WorkflowVersion.objects.filter(journey_id=journey_id)
+    if not with_definition:
+        found = found.defer("definition")
+    return found.order_by("-number").first()
 
 
 def resolve_workflow(container_id: str) -> WorkflowVersion:
@@ -102,12 +105,14 @@ def resolve_workflow(container_id: str) -> WorkflowVersion:
 
     Read from the published versions, not the graph store: starting a process must not
     depend on the graph store being reachable (it may be a Neo4j server that is down).
+    Without its definition, which every start would read and parse again: `definition_of`
+    and `get_blueprint` have it, cached.
     """
-    version = latest_version(container_id)
+    version = latest_version(container_id, with_definition=False)
     if version is not None:
         return version
     newest = WorkflowVersion.objects.filter(journey_id=OuterRef("journey_id")).order_by("-number").values("number")[:1]
-    for candidate in WorkflowVersion.objects.filter(number=Subquery(newest)).only("pk", "journey_id").order_by("journey_id"):
+    for candidate in WorkflowVersion.objects.filter(number=Subquery(newest)).defer("definition").order_by("journey_id"):
         if container_id in _containers(candidate.pk):
             return candidate
     raise NotFound(f"no journey, phase or module named {container_id!r}", code="unknown_workflow")

@@ -17,13 +17,14 @@ commits. Writes are deferred until `execute`: nothing in between may read what t
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models import Model
 
-__all__ = ["StaleRow", "Writes"]
+__all__ = ["StaleRow", "Writes", "with_begin"]
 
 # Parameters a statement may carry: PostgreSQL's protocol allows 65,535.
 MAX_PARAMS = 30_000
@@ -183,10 +184,13 @@ class Writes:
         try:
             with self.connection.cursor() as cursor:
                 if commit:
+                    # COMMIT as a statement of the pipeline, not the driver's commit(), which
+                    # waits for its own answer before the pipeline's end waits again: the
+                    # writes and the COMMIT in one round trip, not two.
                     raw = self.connection.connection
                     with self.connection.wrap_database_errors, raw.pipeline():
                         cursor.execute(sql, params)
-                        raw.commit()
+                        raw.execute("COMMIT", prepare=False)
                 else:
                     cursor.execute(sql, params)
                 row = cursor.fetchone()
@@ -205,6 +209,20 @@ class Writes:
             changed = cursor.rowcount
         if update.where is not None and changed != 1:
             raise update.refusal()
+
+
+@contextmanager
+def with_begin(connection) -> Iterator[None]:
+    """On PostgreSQL, the statements sent inside this block travel together (psycopg's
+    pipeline mode), and their answers come back as it ends: one round trip for all of them,
+    after the BEGIN's own (psycopg waits for it when a pipeline opens a transaction). Read
+    the answers after the block: a read inside it asks for them in a round trip of its own,
+    and the block's end waits for the server once more."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.connection.pipeline():
+        yield
 
 
 def _commits_here(connection) -> bool:

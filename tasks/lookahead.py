@@ -49,19 +49,21 @@ def forget_all() -> None:
 
 
 class Foreseen:
-    """The routing statements sent for a task's certain next atoms; `routes` reads them."""
+    """Routing statements sent ahead in a pipeline; `routes` reads their answers."""
 
-    def __init__(self, known: tuple[int, str, str], picks: list[tuple[str, object]]) -> None:
-        self.known = known
+    def __init__(self, picks: list[tuple[str, object]], expected: tuple[int, str, str] | None = None) -> None:
         self._picks = picks  # (atom id, cursor awaiting the answer)
+        self.expected = expected  # what the task read must be, for a guess
 
-    def routes(self, task) -> dict[str, routing.Route]:
-        """The routes by atom id, once the pipeline is done: none if the task read is not
-        the one remembered (ids are never reused, so only a database emptied under a
-        running process could make it so; the guess then cost the stamps of its routing)."""
+    def routes(self, task=None) -> dict[str, routing.Route]:
+        """The routes by atom id, once the pipeline is done. For a guess from a remembered
+        task, none if the task read is not the one remembered (ids are never reused, so
+        only a database emptied under a running process could make it so; the guess then
+        cost the stamps of its routing)."""
         picks, self._picks = self._picks, []
         try:
-            if self.known != (task.process.version_id, task.process.workflow_id, task.atom_id):
+            if self.expected is not None and self.expected != (
+                    task.process.version_id, task.process.workflow_id, task.atom_id):
                 return {}
             return {atom_id: routing.read_pick(cursor) for atom_id, cursor in picks}
         finally:
@@ -78,17 +80,27 @@ def send(task_id: int) -> Foreseen | None:
     """Inside the lock read's pipeline, after the lock read of `task_id` (the task being
     closed): the routing statements of its certain next atoms, if its atom is known."""
     known = _known.get(task_id)
-    if known is None or connection.vendor != "postgresql":
+    if known is None:
         return None
     version_id, workflow_id, atom_id = known
     blueprint = versions.get_blueprint(version_id, workflow_id)  # cached: the engine reads it next
+    return send_routes(blueprint, blueprint.certain_next.get(atom_id, ()), closing=task_id, expected=known)
+
+
+def send_routes(blueprint, atom_ids, *, closing: int | None = None,
+                expected: tuple[int, str, str] | None = None) -> Foreseen | None:
+    """Send, in the open pipeline, the routing statements of the human atoms among `atom_ids`
+    whose role routes by a statement (not `queue`); None where there are none, or where
+    routing is not one statement (not PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return None
     when, picks = timezone.now(), []
-    for target in blueprint.certain_next.get(atom_id, ()):
-        role = blueprint.atoms[target].role
-        strategy = blueprint.roles.get(role, routing.LEAST_BUSY)
-        if not role or strategy == routing.QUEUE:
+    for atom_id in atom_ids:
+        atom = blueprint.atoms[atom_id]
+        strategy = blueprint.roles.get(atom.role, routing.LEAST_BUSY)
+        if atom.is_system or not atom.role or strategy == routing.QUEUE:
             continue
         cursor = connection.cursor()
-        routing.send_pick(cursor, role, strategy, when, closing=task_id)
-        picks.append((target, cursor))
-    return Foreseen(known, picks) if picks else None
+        routing.send_pick(cursor, atom.role, strategy, when, closing=closing)
+        picks.append((atom_id, cursor))
+    return Foreseen(picks, expected) if picks else None

@@ -8,9 +8,8 @@ version, so of two people completing the same task exactly one wins and the othe
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -21,7 +20,7 @@ from processes.engine import core
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import EventLog
 from processes.models import EventType, ProcessInstance, ProcessStatus
-from processes.writes import Writes
+from processes.writes import Writes, with_begin
 from processes.runtime import apply_step, enqueue_system_tasks, runtime_of
 
 from . import access, lookahead, routing
@@ -57,9 +56,12 @@ def _locked(task_id: Any, user, *, closing: bool) -> tuple[ProcessInstance, Task
         raise NotFound(f"task {task_id} not found")
     foreseen = None
     try:
-        with connection.cursor() as cursor, _with_begin(connection):
-            cursor.execute(_lock_sql(connection.vendor), [task_id])
-            foreseen = lookahead.send(task_id) if closing else None
+        with connection.cursor() as cursor:
+            with with_begin(connection):
+                cursor.execute(_lock_sql(connection.vendor), [task_id])
+                foreseen = lookahead.send(task_id) if closing else None
+            # Read once the pipeline is done: its end brings every answer back in the one
+            # round trip (a read inside it would ask for them in one of its own).
             row = cursor.fetchone()
         if row is None:
             raise NotFound(f"task {task_id} not found")
@@ -74,18 +76,6 @@ def _locked(task_id: Any, user, *, closing: bool) -> tuple[ProcessInstance, Task
     if user is not None and not can_see_task(user, task):
         raise NotFound(f"task {task_id} not found")
     return process, task, routes
-
-
-@contextmanager
-def _with_begin(connection) -> Iterator[None]:
-    """On PostgreSQL, the transaction's BEGIN (and what the connection sends before the first
-    statement) travels with the lock read in one round trip (psycopg's pipeline mode),
-    instead of one round trip each."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.connection.pipeline():
-        yield
 
 
 @lru_cache(maxsize=None)

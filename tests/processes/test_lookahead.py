@@ -197,3 +197,14 @@ def test_a_task_read_in_its_holders_inbox_is_routed_with_its_lock_read(team, rou
     complete_task(split.pk, user=split.assigned_to)
 
     assert routing_in_a_pipeline == [True, True, True] and routed_after_the_engine == []
+
+
+def test_a_start_routes_its_first_tasks_in_the_round_trip_of_its_begin(team, routed_after_the_engine,
+                                                                       routing_in_a_pipeline):
+    first = start_process(workflow_id="journey-team")
+    second = start_process(workflow_id="journey-team")
+
+    assert routing_in_a_pipeline == [True, True] and routed_after_the_engine == []
+    takes = [open_task(process, "atom-take") for process in (first, second)]
+    assert takes[0].assigned_to != takes[1].assigned_to  # least busy: the second start sees the first's task
+    assert [task.process.started_at is not None for task in takes] == [True, True]
