@@ -1,0 +1,92 @@
+"""How many times a completion and a start wait for PostgreSQL, read off libpq's trace of
+the protocol: each time the client's messages are followed by the server's is one round
+trip. The figures in docs/performance.md rest on these counts."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+import yaml
+from django.db import connection
+
+from processes.services import start_process
+from processes.versions import publish_journey
+from tasks.models import TaskInstance
+from tasks.services import complete_task
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+CHAIN = """
+format: gndp-journey/1
+journey: {id: journey-chain, name: Chain}
+roles: [{id: role-chain, name: Chain}]
+atoms:
+  - {id: atom-one, name: One, performed_by: role-chain}
+  - {id: atom-two, name: Two, performed_by: role-chain}
+  - {id: atom-three, name: Three, performed_by: role-chain}
+edges:
+  - {type: ENABLES, from: atom-one, to: atom-two}
+  - {type: ENABLES, from: atom-two, to: atom-three}
+"""
+
+
+@contextmanager
+def round_trips(tmp_path):
+    """Count the round trips of the block on this thread's connection (`counted[0]`)."""
+    from psycopg import pq
+
+    counted = [0]
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    path = tmp_path / "protocol.trace"
+    with open(path, "w") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            yield counted
+        finally:
+            pgconn.untrace()
+    lines = [line for line in path.read_text().splitlines() if line]
+    # Up to the COMMIT's answer: what the commit sets off in this thread (the tests run the
+    # workers' jobs eagerly) is not the operation's.
+    commit = next(i for i, line in enumerate(lines) if line.startswith("F") and '"COMMIT"' in line)
+    answered = next(i for i in range(commit, len(lines)) if lines[i].startswith("B"))
+    directions = [line.split("\t", 1)[0] for line in lines[:answered + 1]]
+    counted[0] = sum(1 for sent, answer in zip(directions, directions[1:]) if sent == "F" and answer == "B")
+
+
+@pytest.fixture
+def chain(db):
+    publish_journey(yaml.safe_load(CHAIN))
+    return UserFactory(username="worker", roles=["role-chain"])
+
+
+def test_a_completion_whose_next_task_is_known_waits_three_times(chain, tmp_path):
+    process = start_process(workflow_id="journey-chain")
+    task = TaskInstance.objects.get(process=process, atom_id="atom-one")
+    complete_task(task.pk, user=chain)
+    for other in [start_process(workflow_id="journey-chain") for _ in range(2)]:  # statements prepared
+        complete_task(TaskInstance.objects.get(process=other, atom_id="atom-one").pk, user=chain)
+    second = TaskInstance.objects.get(process=process, atom_id="atom-two")
+
+    with round_trips(tmp_path) as counted:
+        complete_task(second.pk, user=chain)
+
+    # The BEGIN; the lock read with the next task's routing; the step's writes with the COMMIT.
+    assert counted[0] == 3
+    assert TaskInstance.objects.get(process=process, atom_id="atom-three").assigned_to == chain
+
+
+def test_a_start_waits_four_times(chain, tmp_path):
+    for _ in range(3):  # its statements prepared (psycopg prepares one on its third run)
+        start_process(workflow_id="journey-chain")
+
+    with round_trips(tmp_path) as counted:
+        process = start_process(workflow_id="journey-chain")
+
+    # The latest version; the BEGIN; the process id with the first task's routing; the writes
+    # with the COMMIT.
+    assert counted[0] == 4
+    assert TaskInstance.objects.get(process=process, atom_id="atom-one").assigned_to == chain
