@@ -11,8 +11,8 @@ line per compared figure and exits 1 if any regressed. A benchmark that did not 
 compared (and says so); one that ran without measuring a recorded figure has regressed.
 
 The record holds the speed of the machine it was made on (`bench/machine.py`, a pure-Python
-loop, measured before and after the benchmarks), and where the results hold it too, each
-recorded figure is first scaled to this machine: on one that runs the loop 1.5 times as
+loop, measured between the benchmarks), and where the results hold it too, each recorded
+figure is first scaled to the machine's speed when its benchmark ran: on one that runs the loop 1.5 times as
 long, a throughput is expected 1.5 times lower and a latency 1.5 times higher. Machines of
 one size here differ by more than the tolerance, so unscaled, the check failed a slower one
 with no change of code, and would pass a real regression on a faster one.
@@ -28,32 +28,40 @@ TOLERANCE = 0.25
 BASELINE = Path(__file__).with_name("baseline.json")
 MACHINE = "machine"  # the yardstick's lines, not a benchmark of ours
 YARDSTICK = "python_loop_ms"
+BY_BENCHMARK = "by_benchmark"
 
 
 def direction(name: str) -> int:
-    """+1 when higher is better, -1 when lower is better, 0 when not a figure we judge."""
-    if name.endswith("_per_s"):
+    """+1 when higher is better, -1 when lower is better, 0 when not a figure we judge. The
+    unit may be followed by what the figure was measured under (`inbox_p95_ms_100k_open`)."""
+    words = name.split("_")
+    if "per" in words and words[words.index("per") + 1:words.index("per") + 2] == ["s"]:
         return 1
-    if name.endswith("_ms") or name.endswith("_s"):
+    if "ms" in words or words[-1] == "s":
         return -1
     return 0
 
 
-def slowdown(results: dict[str, dict], baseline: dict[str, dict]) -> float | None:
-    """How many times slower this machine is than the record's (None: not both measured)."""
-    now = results.get(MACHINE, {}).get(YARDSTICK)
-    then = baseline.get(MACHINE, {}).get(YARDSTICK)
-    if not isinstance(now, (int, float)) or not isinstance(then, (int, float)) or now <= 0 or then <= 0:
-        return None
-    return now / then
+def yardstick(records: dict[str, dict], bench: str | None = None) -> float | None:
+    """The machine's speed when `bench` ran (the yardsticks around it), else over the run."""
+    machine = records.get(MACHINE, {})
+    value = machine.get(BY_BENCHMARK, {}).get(bench, machine.get(YARDSTICK))
+    return value if isinstance(value, (int, float)) and value > 0 else None
+
+
+def slowdown(results: dict[str, dict], baseline: dict[str, dict], bench: str | None = None) -> float | None:
+    """How many times slower this machine was than the record's (None: not both measured)."""
+    now, then = yardstick(results, bench), yardstick(baseline, bench)
+    return None if now is None or then is None else now / then
 
 
 def compare(results: dict[str, dict], baseline: dict[str, dict]) -> tuple[list[str], list[str]]:
     lines, regressions = [], []
-    factor = slowdown(results, baseline)
-    if factor is not None:
-        lines.append(f"{MACHINE}.{YARDSTICK}: {results[MACHINE][YARDSTICK]} (recorded {baseline[MACHINE][YARDSTICK]}): "
-                     f"the records are scaled to a machine {factor:.2f} times as slow")
+    overall = slowdown(results, baseline)
+    if overall is not None:
+        lines.append(f"{MACHINE}.{YARDSTICK}: {yardstick(results)} (recorded {yardstick(baseline)}): "
+                     f"the records are scaled to the machine's speed when each benchmark ran "
+                     f"({overall:.2f} times as slow over the run)")
     for bench, figures in baseline.items():
         if bench == MACHINE:
             continue
@@ -61,6 +69,7 @@ def compare(results: dict[str, dict], baseline: dict[str, dict]) -> tuple[list[s
         if measured is None:
             lines.append(f"{bench}: not run")
             continue
+        factor = slowdown(results, baseline, bench)
         for name, recorded in figures.items():
             value, sense = measured.get(name), direction(name)
             if not sense:
@@ -86,19 +95,31 @@ def compare(results: dict[str, dict], baseline: dict[str, dict]) -> tuple[list[s
 
 
 def read_results(path: Path) -> dict[str, dict]:
-    """The last line of each benchmark; the yardstick's lines averaged (it runs before and
-    after the others, and a machine's speed may drift between)."""
-    results, yardsticks = {}, []
+    """The last line of each benchmark, and the machine's yardstick: over the run (the mean
+    of its lines) and by benchmark (the mean of the lines just before and after it: the
+    yardstick runs between the benchmarks, and a machine's speed may drift by the minute)."""
+    results, order = {}, []  # order: ("yardstick", value) or ("benchmark", name), as printed
     for line in path.read_text().splitlines():
         line = line.strip()
         if line.startswith("{"):
             record = json.loads(line)
             name = record.get("benchmark", "?")
-            if name == MACHINE and isinstance(record.get(YARDSTICK), (int, float)):
-                yardsticks.append(record[YARDSTICK])
+            if name == MACHINE:
+                if isinstance(record.get(YARDSTICK), (int, float)):
+                    order.append((MACHINE, record[YARDSTICK]))
+                continue
             results[name] = record
+            order.append(("benchmark", name))
+    yardsticks = [value for kind, value in order if kind == MACHINE]
     if yardsticks:
-        results[MACHINE] = {"benchmark": MACHINE, YARDSTICK: round(sum(yardsticks) / len(yardsticks), 1)}
+        by_benchmark = {}
+        for i, (kind, name) in enumerate(order):
+            if kind == "benchmark":
+                before = next((v for k, v in reversed(order[:i]) if k == MACHINE), None)
+                after = next((v for k, v in order[i + 1:] if k == MACHINE), None)
+                around = [v for v in (before, after) if v is not None]
+                by_benchmark[name] = round(sum(around) / len(around), 1)
+        results[MACHINE] = {YARDSTICK: round(sum(yardsticks) / len(yardsticks), 1), BY_BENCHMARK: by_benchmark}
     return results
 
 
@@ -111,8 +132,11 @@ def record(results: dict[str, dict], baseline: dict[str, dict]) -> tuple[dict[st
             value = results.get(bench, {}).get(name)
             if isinstance(value, (int, float)):
                 new.setdefault(bench, {})[name] = value
-            else:
+            elif name != BY_BENCHMARK:
                 missing.append(f"{bench}.{name}")
+    by_benchmark = results.get(MACHINE, {}).get(BY_BENCHMARK, {})
+    if MACHINE in new and by_benchmark:
+        new[MACHINE][BY_BENCHMARK] = {bench: by_benchmark[bench] for bench in baseline if bench in by_benchmark}
     return new, missing
 
 

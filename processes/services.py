@@ -21,7 +21,7 @@ from .errors import Conflict, InvalidInput, NotFound
 from .events import EventLog
 from .models import OPEN_PROCESS_STATUSES, EventType, ProcessInstance, ProcessStatus
 from .runtime import apply_step, enqueue_system_tasks
-from .writes import with_begin
+from .writes import pipelined
 
 
 def lock_process(process_id: Any) -> ProcessInstance:
@@ -83,11 +83,12 @@ def _begin_start(process: ProcessInstance, blueprint, step: core.Step) -> dict:
     if connection.vendor != "postgresql":
         return {}
     with connection.cursor() as cursor:
-        with with_begin(connection):
+        with pipelined(connection):
             cursor.execute(_NEXT_PROCESS_ID)
             foreseen = lookahead.send_routes(blueprint, step.activated)
         process.pk = cursor.fetchone()[0]
     return foreseen.routes() if foreseen is not None else {}
+
 
 BULK_BATCH = 250
 

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models import Model
 
-__all__ = ["StaleRow", "Writes", "with_begin"]
+__all__ = ["StaleRow", "Writes", "pipelined"]
 
 # Parameters a statement may carry: PostgreSQL's protocol allows 65,535.
 MAX_PARAMS = 30_000
@@ -212,7 +212,7 @@ class Writes:
 
 
 @contextmanager
-def with_begin(connection) -> Iterator[None]:
+def pipelined(connection) -> Iterator[None]:
     """On PostgreSQL, the statements sent inside this block travel together (psycopg's
     pipeline mode), and their answers come back as it ends: one round trip for all of them,
     after the BEGIN's own (psycopg waits for it when a pipeline opens a transaction). Read

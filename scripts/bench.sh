@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 mkdir -p var/bench
 : >var/bench/latest.jsonl
-record() { "$@" | tee -a var/bench/latest.jsonl; }
-# The machine's speed, before and after: bench/check.py scales the records to it.
-record .venv/bin/python bench/machine.py
+# Each benchmark between two measures of the machine's speed (bench/machine.py), to which
+# bench/check.py scales the records: it drifts by the minute on some machines.
+yardstick() { .venv/bin/python bench/machine.py >>var/bench/latest.jsonl; }
+record() { yardstick; "$@" | tee -a var/bench/latest.jsonl; }
 DB=gndp_bench
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 # With Redis, as in service: what follows a commit (live updates, the hand-off of
@@ -54,5 +55,5 @@ BENCH_API_DB=$DB DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" REDIS_URL
 # cannot be installed is reported as skipped in the JSON line, and `make bench` goes on.
 record .venv/bin/python bench/peers/run.py
 
-record .venv/bin/python bench/machine.py
+yardstick
 .venv/bin/python bench/check.py var/bench/latest.jsonl >&2

@@ -20,7 +20,7 @@ from processes.engine import core
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import EventLog
 from processes.models import EventType, ProcessInstance, ProcessStatus
-from processes.writes import Writes, with_begin
+from processes.writes import Writes, pipelined
 from processes.runtime import apply_step, enqueue_system_tasks, runtime_of
 
 from . import access, lookahead, routing
@@ -57,7 +57,7 @@ def _locked(task_id: Any, user, *, closing: bool) -> tuple[ProcessInstance, Task
     foreseen = None
     try:
         with connection.cursor() as cursor:
-            with with_begin(connection):
+            with pipelined(connection):
                 cursor.execute(_lock_sql(connection.vendor), [task_id])
                 foreseen = lookahead.send(task_id) if closing else None
             # Read once the pipeline is done: its end brings every answer back in the one

@@ -100,3 +100,43 @@ def test_the_yardstick_prints_its_figure():
     run = subprocess.run([sys.executable, "bench/machine.py"], cwd=ROOT, capture_output=True, text=True, check=True)
     line = json.loads(run.stdout)
     assert line["benchmark"] == "machine" and line["python_loop_ms"] > 0
+
+
+def test_each_benchmark_is_scaled_to_the_machines_speed_around_it(tmp_path):
+    from bench.check import read_results
+
+    results = tmp_path / "latest.jsonl"
+    results.write_text("\n".join(json.dumps(line) for line in [
+        {"benchmark": "machine", "python_loop_ms": 80.0},  # slow while the engine ran
+        {"benchmark": "engine", "completions_per_s": 160.0, "complete_p99_ms": 19.0},
+        {"benchmark": "machine", "python_loop_ms": 80.0},
+        {"benchmark": "api", "completions_per_s": 290.0},
+        {"benchmark": "machine", "python_loop_ms": 40.0},
+    ]) + "\n")
+    read = read_results(results)
+    assert read["machine"]["by_benchmark"] == {"engine": 80.0, "api": 60.0}
+    baseline = {"machine": {"python_loop_ms": 40.0}, **BASELINE, "api": {"completions_per_s": 300.0}}
+    lines, regressions = compare(read, baseline)
+    # The engine ran on a machine twice as slow: 150/s expected. The api at 1.5: 200/s expected.
+    assert regressions == []
+    assert "engine.completions_per_s: 160.0 (recorded 300.0, 150 on this machine, +7%) ok" in lines
+    assert "api.completions_per_s: 290.0 (recorded 300.0, 200 on this machine, +45%) ok" in lines
+
+
+def test_a_unit_followed_by_what_it_was_measured_under_is_judged():
+    from bench.check import direction
+
+    assert direction("inbox_p95_ms_100k_open") == -1
+    assert direction("completions_per_s_min_5s") == 1
+    assert direction("bulk_start_s") == -1
+    assert direction("requests_per_completion") == 0
+
+
+def test_the_record_keeps_the_machines_speed_by_benchmark():
+    from bench.check import record
+
+    results = {"machine": {"python_loop_ms": 50.0, "by_benchmark": {"engine": 45.0, "other": 70.0}},
+               "engine": {"completions_per_s": 280.0, "complete_p99_ms": 7.1}}
+    new, missing = record(results, {"machine": {"python_loop_ms": 40.0, "by_benchmark": {"engine": 41.0}}, **BASELINE})
+    assert missing == []
+    assert new["machine"] == {"python_loop_ms": 50.0, "by_benchmark": {"engine": 45.0}}
