@@ -1,8 +1,8 @@
 """Routing a completion's next tasks in the round trip of its lock read.
 
-A completion took three round trips on PostgreSQL: the lock read, the routing of the next
-task, and the step's writes with the COMMIT. The routing waited for the engine to say which
-atoms the completion activates, but for most steps the blueprint says so beforehand: an
+A completion waits on PostgreSQL for the lock read, for the routing of each next task, and
+for the step's writes with the COMMIT. The routing waits for the engine to say which atoms
+the completion activates, but for most steps the blueprint says so beforehand: an
 atom enabled unconditionally by the completed one alone, and depending on nothing, becomes
 active whatever the result (`Blueprint.certain_next`). Knowing the task's atom before
 reading it, the routing statements of those atoms are sent in the lock read's pipeline,
