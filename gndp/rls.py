@@ -146,6 +146,16 @@ def _apply(execute, sql, params, many, context):
     return execute(sql, params, many, context)
 
 
+def open_transaction_scope(connection) -> None:
+    """For a transaction opened by hand (`processes.writes.pipelined`): send the scope that
+    `_apply` sends with a transaction's first statement, where it would."""
+    if _apply not in connection.execute_wrappers:
+        return
+    target = _wanted() if _reading.get() else (ENGINE, "")
+    if getattr(connection, "_gndp_rls_session", None) != target:
+        connection.connection.execute(_SET_LOCAL, list(target))
+
+
 def _on_connection_created(sender, connection, **kwargs) -> None:
     if connection.vendor != "postgresql" or not settings.GNDP_RLS:
         return

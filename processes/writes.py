@@ -24,6 +24,10 @@ from typing import Any, Iterable, Iterator
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models import Model
 
+from psycopg import pq
+
+from gndp import rls
+
 __all__ = ["StaleRow", "Writes", "pipelined"]
 
 # Parameters a statement may carry: PostgreSQL's protocol allows 65,535.
@@ -214,14 +218,29 @@ class Writes:
 @contextmanager
 def pipelined(connection) -> Iterator[None]:
     """On PostgreSQL, the statements sent inside this block travel together (psycopg's
-    pipeline mode), and their answers come back as it ends: one round trip for all of them,
-    after the BEGIN's own (psycopg waits for it when a pipeline opens a transaction). Read
-    the answers after the block: a read inside it asks for them in a round trip of its own,
-    and the block's end waits for the server once more."""
+    pipeline mode), and their answers come back as it ends: one round trip for all of them.
+    Read the answers after the block: a read inside it asks for them in a round trip of its
+    own, and the block's end waits for the server once more.
+
+    Where the block holds the first statements of the outermost atomic block's transaction,
+    the transaction is opened here, with them: psycopg, opening it itself inside a pipeline,
+    sends its BEGIN alone and waits for it. The driver is told the connection is in
+    autocommit (Django's own flag says otherwise) so that it sends no BEGIN of its own until
+    the block's atomic ends, which sets the driver's autocommit again as ever; meanwhile
+    every statement runs in the transaction opened here, and a rollback or commit by Django
+    or by a step's writes ends it as any other."""
     if connection.vendor != "postgresql":
         yield
         return
-    with connection.connection.pipeline():
+    raw = connection.connection
+    opening = (len(connection.atomic_blocks) == 1 and not connection.needs_rollback and not raw.autocommit
+               and raw.info.transaction_status == pq.TransactionStatus.IDLE)
+    if opening:
+        raw.autocommit = True  # outside the pipeline: inside it, psycopg would sync first
+    with raw.pipeline():
+        if opening:
+            raw.execute("BEGIN", prepare=False)
+            rls.open_transaction_scope(connection)
         yield
 
 
@@ -230,8 +249,6 @@ def _commits_here(connection) -> bool:
     back to) and not already doomed."""
     if connection.vendor != "postgresql" or len(connection.atomic_blocks) != 1 or connection.needs_rollback:
         return False
-    from psycopg import pq
-
     # IDLE: the writes are the transaction's first statement too (psycopg sends its BEGIN).
     status = connection.connection.info.transaction_status
     return status in (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS)

@@ -63,7 +63,7 @@ def chain(db):
     return UserFactory(username="worker", roles=["role-chain"])
 
 
-def test_a_completion_whose_next_task_is_known_waits_three_times(chain, tmp_path):
+def test_a_completion_whose_next_task_is_known_waits_twice(chain, tmp_path):
     process = start_process(workflow_id="journey-chain")
     task = TaskInstance.objects.get(process=process, atom_id="atom-one")
     complete_task(task.pk, user=chain)
@@ -74,19 +74,19 @@ def test_a_completion_whose_next_task_is_known_waits_three_times(chain, tmp_path
     with round_trips(tmp_path) as counted:
         complete_task(second.pk, user=chain)
 
-    # The BEGIN; the lock read with the next task's routing; the step's writes with the COMMIT.
-    assert counted[0] == 3
+    # The BEGIN with the lock read and the next task's routing; the step's writes with the COMMIT.
+    assert counted[0] == 2
     assert TaskInstance.objects.get(process=process, atom_id="atom-three").assigned_to == chain
 
 
-def test_a_start_waits_four_times(chain, tmp_path):
+def test_a_start_waits_three_times(chain, tmp_path):
     for _ in range(3):  # its statements prepared (psycopg prepares one on its third run)
         start_process(workflow_id="journey-chain")
 
     with round_trips(tmp_path) as counted:
         process = start_process(workflow_id="journey-chain")
 
-    # The latest version; the BEGIN; the process id with the first task's routing; the writes
-    # with the COMMIT.
-    assert counted[0] == 4
+    # The latest version; the BEGIN with the process id and the first task's routing; the
+    # writes with the COMMIT.
+    assert counted[0] == 3
     assert TaskInstance.objects.get(process=process, atom_id="atom-one").assigned_to == chain
