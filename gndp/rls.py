@@ -135,10 +135,7 @@ def _apply(execute, sql, params, many, context):
         # The first statement of a transaction: the engine's scope (a report's: the caller's),
         # for this transaction only.
         if raw.info.transaction_status == pq.TransactionStatus.IDLE:
-            target = wanted if _reading.get() else (ENGINE, "")
-            if session != target:
-                with raw.cursor() as cursor:
-                    cursor.execute(_SET_LOCAL, list(target))
+            _set_transaction_scope(connection)
     elif session != wanted:
         with raw.cursor() as cursor:
             cursor.execute(_SET_SESSION, list(wanted))
@@ -149,11 +146,15 @@ def _apply(execute, sql, params, many, context):
 def open_transaction_scope(connection) -> None:
     """For a transaction opened by hand (`processes.writes.pipelined`): send the scope that
     `_apply` sends with a transaction's first statement, where it would."""
-    if _apply not in connection.execute_wrappers:
-        return
+    if _apply in connection.execute_wrappers:
+        _set_transaction_scope(connection)
+
+
+def _set_transaction_scope(connection) -> None:
     target = _wanted() if _reading.get() else (ENGINE, "")
     if getattr(connection, "_gndp_rls_session", None) != target:
-        connection.connection.execute(_SET_LOCAL, list(target))
+        with connection.connection.cursor() as cursor:
+            cursor.execute(_SET_LOCAL, list(target))
 
 
 def _on_connection_created(sender, connection, **kwargs) -> None:

@@ -21,7 +21,7 @@ from .errors import Conflict, InvalidInput, NotFound
 from .events import EventLog
 from .models import OPEN_PROCESS_STATUSES, EventType, ProcessInstance, ProcessStatus
 from .runtime import apply_step, enqueue_system_tasks
-from .writes import pipelined
+from .writes import NEXT_IDS, pipelined
 
 
 def lock_process(process_id: Any) -> ProcessInstance:
@@ -73,9 +73,6 @@ def start_process(
     return process
 
 
-_NEXT_PROCESS_ID = f"SELECT nextval(pg_get_serial_sequence('{ProcessInstance._meta.db_table}', 'id'))"
-
-
 def _begin_start(process: ProcessInstance, blueprint, step: core.Step) -> dict:
     """On PostgreSQL, a start's statements before its writes, in one pipeline: the process
     row's id and the routing of its first tasks (the engine has decided them already).
@@ -84,7 +81,7 @@ def _begin_start(process: ProcessInstance, blueprint, step: core.Step) -> dict:
         return {}
     with connection.cursor() as cursor:
         with pipelined(connection):
-            cursor.execute(_NEXT_PROCESS_ID)
+            cursor.execute(NEXT_IDS, [ProcessInstance._meta.db_table, ProcessInstance._meta.pk.column, 1])
             foreseen = lookahead.send_routes(blueprint, step.activated)
         process.pk = cursor.fetchone()[0]
     return foreseen.routes() if foreseen is not None else {}

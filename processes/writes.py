@@ -28,7 +28,7 @@ from psycopg import pq
 
 from gndp import rls
 
-__all__ = ["StaleRow", "Writes", "pipelined"]
+__all__ = ["NEXT_IDS", "StaleRow", "Writes", "pipelined"]
 
 # Parameters a statement may carry: PostgreSQL's protocol allows 65,535.
 MAX_PARAMS = 30_000
@@ -36,6 +36,9 @@ MAX_PARAMS = 30_000
 UNNEST_ROWS = 20
 # What a refused guard raises on PostgreSQL (migration processes 0008).
 STALE_SQLSTATE = "GN409"
+# The next ids of a table's serial key (table, column, how many): rows that others point to
+# get theirs before they are written.
+NEXT_IDS = "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)"
 
 
 class Writes:
@@ -115,10 +118,7 @@ class Writes:
             return
         opts = objs[0]._meta
         with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [opts.db_table, opts.pk.column, len(objs)],
-            )
+            cursor.execute(NEXT_IDS, [opts.db_table, opts.pk.column, len(objs)])
             for obj, (pk,) in zip(objs, cursor.fetchall()):
                 obj.pk = pk
 

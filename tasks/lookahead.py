@@ -60,15 +60,13 @@ class Foreseen:
         task, none if the task read is not the one remembered (ids are never reused, so
         only a database emptied under a running process could make it so; the guess then
         cost the stamps of its routing)."""
-        picks, self._picks = self._picks, []
         try:
             if self.expected is not None and self.expected != (
                     task.process.version_id, task.process.workflow_id, task.atom_id):
                 return {}
-            return {atom_id: routing.read_pick(cursor) for atom_id, cursor in picks}
+            return {atom_id: routing.read_pick(cursor) for atom_id, cursor in self._picks}
         finally:
-            for _, cursor in picks:
-                cursor.close()
+            self.discard()
 
     def discard(self) -> None:
         for _, cursor in self._picks:

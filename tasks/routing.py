@@ -15,6 +15,8 @@ from django.db import connection
 from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
+from processes.writes import NEXT_IDS
+
 from .models import OPEN_TASK_STATUSES, Profile, TaskInstance
 
 LEAST_BUSY = "least_busy"
@@ -177,8 +179,7 @@ class BatchRouter:
             return None
         if not self._ids:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                               [TaskInstance._meta.db_table, self.ID_BLOCK])
+                cursor.execute(NEXT_IDS, [TaskInstance._meta.db_table, TaskInstance._meta.pk.column, self.ID_BLOCK])
                 self._ids = [row[0] for row in cursor.fetchall()][::-1]
         return self._ids.pop()
 
