@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models
 from django.db.models import Model
 
 from psycopg import pq
@@ -88,7 +88,7 @@ class Writes:
         with_pk = objs[0].pk is not None
         unnest = len(objs) > UNNEST_ROWS
         sql, fields = _insert_sql(self.using, model, with_pk, 0 if unnest else len(objs), ignore_conflicts)
-        values = [[f.get_db_prep_save(f.pre_save(obj, True), self.connection) for f in fields] for obj in objs]
+        values = [_row_values(fields, obj, self.connection) for obj in objs]
         if unnest:
             params = [list(column) for column in zip(*values)]
         else:
@@ -279,9 +279,13 @@ class _Update:
 
 def _update_sql(connection, obj: Model, fields: Iterable[str], where: dict[str, Any]) -> tuple[str, list[Any]]:
     sql, columns, keys = _update_shape(connection.alias, type(obj), tuple(fields), tuple(where))
-    params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns]
-    params += [field.get_db_prep_value(value, connection) for field, value in zip(keys, [obj.pk, *where.values()])]
-    return sql, params
+    values = [getattr(obj, field.attname) for field, _ in columns]
+    return sql, _prepared(columns, values, connection) + _prepared(keys, [obj.pk, *where.values()], connection)
+
+
+def _prepared(fields: list[tuple[Any, tuple[type, ...]]], values: list[Any], connection) -> list[Any]:
+    return [value if type(value) in unchanged else field.get_db_prep_save(value, connection)
+            for (field, unchanged), value in zip(fields, values)]
 
 
 # The statements' text by their shape, and the fields their values come from: a step writes
@@ -293,7 +297,7 @@ def _insert_sql(using: str, model: type[Model], with_pk: bool, rows: int, ignore
     """INSERT of `rows` rows of VALUES; with 0, of one array a column, unnested: a bulk
     start's thousands of rows in one parameter a column, and a statement that reads the same
     for any number of them (psycopg keeps its parsed form). A step's few rows go faster as
-    plain VALUES."""
+    plain VALUES. Returns it and its fields, each with the types it passes (`_passes`)."""
     connection = connections[using]
     opts, quote = model._meta, connection.ops.quote_name
     fields = [f for f in opts.concrete_fields if with_pk or not f.primary_key]
@@ -307,13 +311,51 @@ def _insert_sql(using: str, model: type[Model], with_pk: bool, rows: int, ignore
     )
     if not with_pk and not ignore_conflicts:  # skipped rows return no id, as in bulk_create
         sql += f" RETURNING {quote(opts.pk.column)}"
-    return sql, fields
+    return sql, [(field, _passes(field)) for field in fields]
+
+
+def _row_values(fields: list[tuple[Any, tuple[type, ...]]], obj: Model, connection) -> list[Any]:
+    """The values of a row to insert, as the ORM would prepare them. A value of a type its
+    field passes through unchanged (`_passes`) is taken as it is: preparing the few dozen
+    values of a step one by one through the fields cost more than its statement's text."""
+    values = []
+    for field, unchanged in fields:
+        value = getattr(obj, field.attname)
+        if type(value) not in unchanged:
+            value = field.get_db_prep_save(field.pre_save(obj, True), connection)
+        values.append(value)
+    return values
+
+
+_AUTO_KEYS = (models.AutoField, models.BigAutoField, models.SmallAutoField)
+_INTEGERS = (models.IntegerField, models.BigIntegerField, models.SmallIntegerField, models.PositiveIntegerField,
+             models.PositiveBigIntegerField, models.PositiveSmallIntegerField)
+
+
+def _passes(field) -> tuple[type, ...]:
+    """The Python types whose values `field` prepares for the database as they are (its
+    `get_db_prep_save` returns them unchanged, on PostgreSQL and SQLite): Django's own field
+    classes only, since a subclass may prepare its values otherwise. Other integers than
+    keys are not among them: the PostgreSQL backend gives them the column's exact type.
+    An empty tuple: always prepared."""
+    kind = type(field)
+    if kind is models.ForeignKey:
+        return _passes(field.target_field)
+    if kind in (models.CharField, models.TextField):
+        return (str, type(None))
+    if kind in _AUTO_KEYS:
+        return (int, type(None))
+    if kind is models.BooleanField:
+        return (bool, type(None))
+    if kind in _INTEGERS or (kind is models.DateTimeField and not (field.auto_now or field.auto_now_add)):
+        return (type(None),)  # a number or an aware datetime is still adapted per backend
+    return ()
 
 
 @lru_cache(maxsize=512)
 def _update_shape(using: str, model: type[Model], fields: tuple[str, ...], where: tuple[str, ...]) -> tuple[str, list, list]:
     """UPDATE of `fields` of one row, guarded by the columns `where` names; returns it, the
-    fields of its values, and those of its key and guards."""
+    fields of its values, and those of its key and guards, each with the types it passes."""
     connection = connections[using]
     opts, quote = model._meta, connection.ops.quote_name
     columns = [opts.get_field(name) for name in fields]
@@ -328,7 +370,7 @@ def _update_shape(using: str, model: type[Model], fields: tuple[str, ...], where
         ", ".join(f"{quote(field.column)} = %s" for field in columns),
         " AND ".join([f"{quote(opts.pk.column)} = %s", *(f"{quote(field.column)} {same} %s" for field in guards)]),
     )
-    return sql, columns, [opts.pk, *guards]
+    return sql, [(field, _passes(field)) for field in columns], [(field, _passes(field)) for field in (opts.pk, *guards)]
 
 
 def cache_step_statement_parsing() -> None:

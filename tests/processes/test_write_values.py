@@ -1,0 +1,76 @@
+"""A step's writes take a value as it is only where the ORM would have prepared it unchanged
+(`processes.writes._passes`): checked for every field of every installed model, against
+values of many types, on the test run's own database backend."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import uuid
+
+from django.apps import apps
+from django.db import connection
+from django.utils.functional import lazystr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processes.writes import _passes, _prepared, _row_values
+
+FIELDS = [field for model in apps.get_models() for field in model._meta.concrete_fields]
+
+
+class Colour(str, enum.Enum):
+    RED = "red"
+
+
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=20),
+    st.floats(allow_nan=False), st.decimals(allow_nan=False, allow_infinity=False),
+    st.datetimes(timezones=st.just(datetime.timezone.utc)), st.datetimes(), st.dates(), st.uuids(),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3), st.just(Colour.RED),
+    st.just(lazystr("lazy")), st.timedeltas(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=VALUES)
+def test_a_value_passed_as_it_is_is_what_the_field_would_have_prepared(field, value):
+    if type(value) not in _passes(field):
+        return
+    prepared = field.get_db_prep_save(value, connection)
+    assert prepared is value or (type(prepared) is type(value) and prepared == value)
+
+
+def test_the_step_models_pass_their_plain_columns_and_prepare_the_rest():
+    from processes.models import ProcessEvent
+    from tasks.models import TaskInstance
+
+    passes = {field.name: _passes(field) for field in TaskInstance._meta.concrete_fields}
+    assert str in passes["atom_id"] and int in passes["process"] and int in passes["id"]
+    assert passes["version"] == (type(None),)  # PostgreSQL sends other integers as their column's type
+    assert passes["data"] == () and passes["sla_paused_for"] == ()  # JSON and durations: adapted
+    assert passes["due_date"] == (type(None),)  # an aware datetime is adapted per backend
+    assert _passes(ProcessEvent._meta.get_field("payload")) == ()
+
+
+def test_rows_and_updates_are_prepared_as_the_orm_prepares_them():
+    from processes.models import ProcessEvent
+
+    event = ProcessEvent(process_id=7, type=ProcessEvent._meta.get_field("type").choices[0][0], user_id=None,
+                         username="ann", task_id=9, atom_id="atom-a", payload={"k": [1, 2]}, seq=3,
+                         row_hash="ab" * 32, timestamp=datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc))
+    fields = [(field, _passes(field)) for field in ProcessEvent._meta.concrete_fields if not field.primary_key]
+    orm = [field.get_db_prep_save(field.pre_save(event, True), connection) for field, _ in fields]
+    ours = _row_values(fields, event, connection)
+    assert [repr(value) for value in ours] == [repr(value) for value in orm]
+    values = [getattr(event, field.attname) for field, _ in fields]
+    assert [repr(value) for value in _prepared(fields, values, connection)] == [repr(value) for value in orm]
+
+
+def test_an_integer_key_given_as_a_string_or_uuid_is_still_prepared():
+    from tasks.models import TaskInstance
+
+    field = TaskInstance._meta.get_field("process")
+    assert _prepared([(field, _passes(field))], ["12"], connection) == [12]
+    assert type(uuid.uuid4()) not in _passes(field) and decimal.Decimal not in _passes(field)
