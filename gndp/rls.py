@@ -20,6 +20,8 @@ Where each scope comes from (`install`, a wrapper on every PostgreSQL connection
   rows the caller cannot see (least-busy routing counts everybody's open tasks). Access to
   what a service acts on is checked by the application before it is called (404 on a
   foreign id). When the transaction ends, the request's user scope is back.
+- The API token's lookup reads only tables without policies: it runs in whatever scope the
+  session holds (`no_policy_tables`), before the request's user is known.
 - Everything outside a request (Celery jobs, the SLA sweep, management commands, the
   shell) is the engine. Celery jobs say so explicitly (`task_prerun`), since an eager job
   may run inside a request.
@@ -101,6 +103,22 @@ def read_transaction() -> Iterator[None]:
         _reading.reset(token)
 
 
+# Set while statements run that read no table under a policy (the API token's lookup, before
+# the request's user is known): whatever scope the session holds serves them, and setting
+# the one they would otherwise be given (an anonymous user's) would cost a round trip.
+_unscoped: contextvars.ContextVar[bool] = contextvars.ContextVar("gndp_rls_unscoped", default=False)
+
+
+@contextmanager
+def no_policy_tables() -> Iterator[None]:
+    """The statements of this block read only tables without row-level security."""
+    token = _unscoped.set(True)
+    try:
+        yield
+    finally:
+        _unscoped.reset(token)
+
+
 class RowLevelSecurityMiddleware:
     """Runs each request in its user's database scope. After AuthenticationMiddleware."""
 
@@ -136,7 +154,7 @@ def _apply(execute, sql, params, many, context):
         # for this transaction only.
         if raw.info.transaction_status == pq.TransactionStatus.IDLE:
             _set_transaction_scope(connection)
-    elif session != wanted:
+    elif session != wanted and not _unscoped.get():
         with raw.cursor() as cursor:
             cursor.execute(_SET_SESSION, list(wanted))
         connection._gndp_rls_session = wanted

@@ -6,7 +6,9 @@ The statement here is written once, prepared by the connection after its first r
 its row becomes the same `User` instance the ORM would have built. The same statement reads
 the user's roles (group names), which nearly every request needs (the inbox, the task
 checks) and `tasks.access.roles_of` would otherwise read in a statement of its own. The
-rules are DRF's: an unknown key and an inactive user are both refused with 401.
+rules are DRF's: an unknown key and an inactive user are both refused with 401. The tables
+it reads have no row-level security, so it runs in whatever database scope the session holds
+(`gndp.rls.no_policy_tables`): setting an anonymous caller's first would cost a round trip.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
+from gndp import rls
 from processes.rows import Columns
 
 
@@ -53,7 +56,7 @@ def _token_sql(vendor: str) -> str:
 
 def user_for_token(key: str):
     """The user holding the API token `key`, with its roles read, or None."""
-    with connection.cursor() as cursor:
+    with rls.no_policy_tables(), connection.cursor() as cursor:
         cursor.execute(_token_sql(connection.vendor), [key])
         row = cursor.fetchone()
     if row is None:

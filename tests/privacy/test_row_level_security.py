@@ -189,3 +189,59 @@ def test_the_app_sets_the_users_scope_per_request_and_the_engines_per_transactio
     # after the transaction her scope is back; outside any request the engine sees all
     assert carl_task.pk not in result["done"]["now_sees"]
     assert set(result["engine"]) == set(TaskInstance.objects.values_list("id", flat=True))
+
+
+def test_only_the_token_lookup_runs_in_the_scope_the_session_was_left_in(people):
+    """The API token's lookup reads no table under a policy, so it runs in whatever scope
+    the last request left the session in; every statement after it runs in the caller's
+    scope, or in a transaction, in the engine's."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    clara, carl = people["clara"], people["carl"]
+    first = start_process(workflow_id="journey-small", user=clara)
+    start_process(workflow_id="journey-small", user=carl)
+    clara_task = TaskInstance.objects.get(process=first, atom_id="atom-apply")
+
+    def client(user):
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        return api
+
+    as_clara, as_carl = client(clara), client(carl)
+    seen = []  # (statement, the session's scope when it ran, in a transaction)
+
+    def spy(execute, sql, params, many, context):
+        seen.append((sql, getattr(connection, "_gndp_rls_session", None), connection.in_atomic_block))
+        return execute(sql, params, many, context)
+
+    assert as_carl.get("/api/tasks/inbox").status_code == 200  # leaves carl's scope on the session
+    with connection.execute_wrapper(spy):
+        inbox = as_clara.get("/api/tasks/inbox")
+        carls_last = seen[:]
+        done = as_clara.post(f"/api/tasks/{clara_task.pk}/complete", {"result": {"amount": 1, "score": 500}},
+                             format="json")
+
+    assert inbox.status_code == 200 and [t["id"] for t in inbox.json()] == [clara_task.pk]
+    assert done.status_code == 200, done.content
+    carl_scope, clara_scope = ("user", str(carl.pk)), ("user", str(clara.pk))
+    assert carls_last[0][1] == carl_scope and "authtoken_token" in carls_last[0][0]  # the lookup, as left
+    inbox_reads = [scope for sql, scope, _ in carls_last[1:] if "tasks_taskinstance" in sql]
+    assert inbox_reads and set(inbox_reads) == {clara_scope}
+    # The completion: its lookup in clara's scope as her inbox left it, its transaction and
+    # the system step it set off (run here, eagerly) in the engine's.
+    assert all(scope != carl_scope for _, scope, _ in seen[1:])
+    assert {scope for _, scope, in_transaction in seen if not in_transaction} <= {carl_scope, clara_scope,
+                                                                                   ("engine", "")}
+
+
+def test_the_token_lookups_tables_have_no_row_level_security():
+    from gndp.api.authentication import _token_sql
+
+    tables = ["authtoken_token", "auth_user", "auth_user_groups", "auth_group"]
+    assert all(f'"{table}"' in _token_sql(connection.vendor) for table in tables)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relrowsecurity AND relname = ANY(%s)", [tables])
+        assert cursor.fetchall() == []
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relrowsecurity AND relname = 'tasks_taskinstance'")
+        assert cursor.fetchone() == (1,)  # the policies are there to be found
