@@ -18,3 +18,7 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+from gndp.memory import freeze_startup  # noqa: E402
+
+freeze_startup()
