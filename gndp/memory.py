@@ -5,8 +5,10 @@ Django, DRF, the URLconf and the app's code, hundreds of thousands of objects th
 long as the process; walking them took 90-135 ms on the API benchmark, a stall of every
 request the process was working on, a few times a minute (most of the complete p99).
 `gc.freeze()` moves what exists at the end of startup into a permanent generation that no
-collection walks; what requests create is collected as ever. Objects frozen and later
-dropped are only freed when the process ends: startup builds nothing it throws away.
+collection walks; what requests create is collected as ever. A frozen object is still
+freed once nothing refers to it; only a reference cycle of frozen objects dropped later
+waits for the process to end, and what startup builds lives that long anyway (its leftover
+garbage is collected just before the freeze).
 """
 
 from __future__ import annotations
