@@ -260,7 +260,7 @@ def test_escalation_goes_to_the_manager_with_high_priority(small_version, clerk)
 
 def test_throttling_answers_429_with_retry_after(small_version, clerk, settings):
     from django.core.cache import cache
-    from rest_framework.throttling import UserRateThrottle
+    from gndp.api.throttling import UserRateThrottle
 
     cache.clear()
     original = UserRateThrottle.THROTTLE_RATES
