@@ -68,39 +68,32 @@ def _wanted() -> tuple[str, str]:
 
 
 @contextmanager
-def engine_scope() -> Iterator[None]:
+def _holding(variable: contextvars.ContextVar, value: Any) -> Iterator[None]:
+    token = variable.set(value)
+    try:
+        yield
+    finally:
+        variable.reset(token)
+
+
+def engine_scope():
     """The engine's view of every row (jobs, sweeps, commands)."""
-    token = _scope.set(ENGINE)
-    try:
-        yield
-    finally:
-        _scope.reset(token)
+    return _holding(_scope, ENGINE)
 
 
-@contextmanager
-def user_scope(user) -> Iterator[None]:
+def user_scope(user):
     """Statements outside transactions see only what `user` may see."""
-    user_id = user.pk if user is not None and user.is_authenticated else None
-    token = _scope.set(_Fixed(user_id))
-    try:
-        yield
-    finally:
-        _scope.reset(token)
+    return _holding(_scope, _Fixed(user.pk if user is not None and user.is_authenticated else None))
 
 
 # Set while a read-only transaction (a report) runs: it keeps the caller's scope.
 _reading: contextvars.ContextVar[bool] = contextvars.ContextVar("gndp_rls_reading", default=False)
 
 
-@contextmanager
-def read_transaction() -> Iterator[None]:
+def read_transaction():
     """Transactions opened in this block only read: they keep the caller's scope instead of
     taking the engine's."""
-    token = _reading.set(True)
-    try:
-        yield
-    finally:
-        _reading.reset(token)
+    return _holding(_reading, True)
 
 
 # Set while statements run that read no table under a policy (the API token's lookup, before
@@ -109,14 +102,9 @@ def read_transaction() -> Iterator[None]:
 _unscoped: contextvars.ContextVar[bool] = contextvars.ContextVar("gndp_rls_unscoped", default=False)
 
 
-@contextmanager
-def no_policy_tables() -> Iterator[None]:
+def no_policy_tables():
     """The statements of this block read only tables without row-level security."""
-    token = _unscoped.set(True)
-    try:
-        yield
-    finally:
-        _unscoped.reset(token)
+    return _holding(_unscoped, True)
 
 
 class RowLevelSecurityMiddleware:
