@@ -7,18 +7,25 @@ second waits on the unique index, rolls back, and replays the first one's respon
 
 A response that revealed sensitive fields (processes.sensitive) is stored encrypted whole,
 so the table never holds their plaintext either.
+
+Every write a client retries safely pays for this, so the record is read and written in
+statements written once (`processes.rows`, `processes.writes`) rather than compiled by the
+ORM each time, the read travels with the transaction's BEGIN, and the record's INSERT with
+its COMMIT: the same transaction, three round trips fewer.
 """
 
 from __future__ import annotations
 
 import hashlib
-from functools import wraps
+from functools import lru_cache, wraps
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from rest_framework.response import Response
 
 from processes import sensitive
 from processes.models import IdempotencyRecord
+from processes.rows import Columns
+from processes.writes import Writes, pipelined
 
 from .exceptions import error_body
 
@@ -32,6 +39,38 @@ def _request_hash(request) -> str:
     digest.update(b"\0")
     digest.update(request.body or b"")
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=None)
+def _columns() -> Columns:
+    return Columns(IdempotencyRecord, "r")
+
+
+@lru_cache(maxsize=None)
+def _find_sql(vendor: str) -> str:
+    quote, opts = connection.ops.quote_name, IdempotencyRecord._meta
+    return (f"SELECT {_columns().sql(quote)} FROM {quote(opts.db_table)} r"
+            f" WHERE r.{quote(opts.get_field('user').column)} = %s AND r.{quote(opts.get_field('key').column)} = %s")
+
+
+def _find(user, key: str) -> IdempotencyRecord | None:
+    """The caller's record of `key`. Inside the block's atomic, as its first statement, it
+    opens the transaction with it (`pipelined`)."""
+    with connection.cursor() as cursor:
+        with pipelined(connection):
+            cursor.execute(_find_sql(connection.vendor), [user.pk, key])
+        row = cursor.fetchone()
+    return None if row is None else _columns().read(row, connection.alias)
+
+
+def _record(user, key: str, request_hash: str, response: Response, revealed: bool) -> None:
+    """The record, as the transaction's last write: with its COMMIT where it is the outermost."""
+    writes = Writes()
+    writes.insert([IdempotencyRecord(
+        user=user, key=key, request_hash=request_hash, status_code=response.status_code,
+        response=sensitive.seal_body(response.data) if revealed else response.data,
+    )])
+    writes.execute(commit=True)
 
 
 def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
@@ -56,11 +95,11 @@ def idempotent(action):
         # A view may say what makes two requests the same (an upload: its file, not the
         # multipart body, whose boundary differs on every send).
         request_hash = self.idempotency_hash(request) if hasattr(self, "idempotency_hash") else _request_hash(request)
-        existing = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
-        if existing:
-            return _replay(existing, request_hash)
         try:
             with transaction.atomic():
+                existing = _find(request.user, key)
+                if existing is not None:
+                    return _replay(existing, request_hash)
                 watch = sensitive.watch_reveals()
                 try:
                     response = action(self, request, *args, **kwargs)
@@ -70,12 +109,9 @@ def idempotent(action):
                         raise
                 finally:
                     revealed = sensitive.revealed_since(watch)
-                IdempotencyRecord.objects.create(
-                    user=request.user, key=key, request_hash=request_hash, status_code=response.status_code,
-                    response=sensitive.seal_body(response.data) if revealed else response.data,
-                )
+                _record(request.user, key, request_hash, response, revealed)
         except IntegrityError:
-            winner = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
+            winner = _find(request.user, key)
             if winner is None:
                 raise
             return _replay(winner, request_hash)

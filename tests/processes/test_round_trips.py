@@ -90,3 +90,26 @@ def test_a_start_waits_three_times(chain, tmp_path):
     # writes with the COMMIT.
     assert counted[0] == 3
     assert TaskInstance.objects.get(process=process, atom_id="atom-one").assigned_to == chain
+
+
+def test_a_retry_safe_api_completion_waits_six_times(chain, tmp_path):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(chain)
+    processes = [start_process(workflow_id="journey-chain") for _ in range(4)]
+    tasks = [TaskInstance.objects.get(process=process, atom_id="atom-one").pk for process in processes]
+    for n, task_id in enumerate(tasks[:3]):  # its statements prepared
+        assert api.post(f"/api/tasks/{task_id}/complete", {"result": {}}, format="json",
+                        HTTP_IDEMPOTENCY_KEY=f"warm-{n}").status_code == 200
+
+    with round_trips(tmp_path) as counted:
+        response = api.post(f"/api/tasks/{tasks[3]}/complete", {"result": {}}, format="json",
+                            HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert response.status_code == 200
+    # The BEGIN with the key's lookup; the service's savepoint; its lock read; its writes; the
+    # savepoint's release; the key's record with the COMMIT.
+    assert counted[0] == 6
+    replay = api.post(f"/api/tasks/{tasks[3]}/complete", {"result": {}}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert replay.json() == response.json() and replay["Idempotent-Replayed"] == "true"
