@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import pytest
 import yaml
 from django.db import connection
+from rest_framework.test import APIClient
 
 from processes.services import start_process
 from processes.versions import publish_journey
@@ -93,8 +94,6 @@ def test_a_start_waits_three_times(chain, tmp_path):
 
 
 def test_a_retry_safe_api_completion_waits_five_times(chain, tmp_path):
-    from rest_framework.test import APIClient
-
     api = APIClient()
     api.force_authenticate(chain)
     processes = [start_process(workflow_id="journey-chain") for _ in range(4)]

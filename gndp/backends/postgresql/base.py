@@ -48,10 +48,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return super()._rollback()
 
     def _set_autocommit(self, autocommit: bool) -> None:
-        # A transaction's edge: what it left waiting must not reach the next one.
+        # A transaction's edge (a new connection's too: `connect` sets autocommit): what it
+        # left waiting must not reach the next one.
         self._releases = []
         super()._set_autocommit(autocommit)
-
-    def _close(self) -> None:
-        self._releases = []
-        return super()._close()
