@@ -38,8 +38,8 @@ def terminate(pids) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        for pid in pids:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        for pid in pids:  # each gone when this returns (it waits up to 10 s), not merely signalled
+            cursor.execute("SELECT pg_terminate_backend(%s, 10000)", [pid])
 
 
 def test_r4_connection_killed_during_a_completion_leaves_no_partial_state_and_the_server_recovers(
