@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable
 from django.db import transaction
 
 from .models import CHAIN_HEAD, ProcessEvent, ProcessInstance, chain_events
+from .rows import maker
 from .writes import Writes
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class EventLog:
         user = self.actor if self.actor is not None and self.actor.is_authenticated else None
         self.processes.setdefault(process.pk, process)
         self.pending.append(
-            ProcessEvent(
+            maker(ProcessEvent).new(
                 process_id=process.pk,
                 type=type,
                 user_id=user.pk if user else None,

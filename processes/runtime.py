@@ -18,6 +18,7 @@ from .engine import core
 from .engine.blueprint import Blueprint
 from .events import EventLog
 from .models import EventType, ProcessInstance, ProcessStatus
+from .rows import maker
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now,
               closing: TaskInstance | None, router: routing.BatchRouter | None,
               route: routing.Route | None) -> TaskInstance:
     atom = blueprint.atoms[atom_id]
-    task = TaskInstance(
+    task = maker(TaskInstance).new(
         process=process,
         atom_id=atom_id,
         name=atom.name,

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from processes.models import ProcessInstance, ProcessUserObjectPermission
+from processes.rows import maker
 from processes.writes import Writes
 
 from .models import TaskGroupObjectPermission, TaskInstance, TaskUserObjectPermission
@@ -118,14 +119,15 @@ def grant_new_tasks(tasks: list[TaskInstance], writes: Writes) -> None:
     user_rows, group_rows = [], []
     queued_roles = {t.role for t in tasks if not t.assigned_to_id and t.kind != "system"}
     groups = {g.name: g for g in Group.objects.filter(name__in=queued_roles)} if queued_roles else {}
+    user_grant, group_grant = maker(TaskUserObjectPermission).new, maker(TaskGroupObjectPermission).new
     for task in tasks:
         if task.kind == "system":
             continue
         if task.assigned_to_id:
-            user_rows += [TaskUserObjectPermission(content_object=task, user_id=task.assigned_to_id, permission_id=pid)
+            user_rows += [user_grant(content_object=task, user_id=task.assigned_to_id, permission_id=pid)
                           for pid in perm_ids]
         elif task.role in groups:
-            group_rows += [TaskGroupObjectPermission(content_object=task, group=groups[task.role], permission_id=pid)
+            group_rows += [group_grant(content_object=task, group=groups[task.role], permission_id=pid)
                            for pid in perm_ids]
     writes.insert(user_rows, ignore_conflicts=True)
     writes.insert(group_rows, ignore_conflicts=True)

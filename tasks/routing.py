@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
+from processes.rows import maker
 from processes.writes import NEXT_IDS
 
 from .models import OPEN_TASK_STATUSES, Profile, TaskInstance
@@ -86,7 +87,7 @@ def send_pick(cursor, role: str, strategy: str, when, *, closing: int | None = N
 
 def read_pick(cursor) -> Route:
     user_id, username, task_id = cursor.fetchone()
-    chosen = get_user_model()(pk=user_id, username=username) if user_id else None
+    chosen = maker(get_user_model()).new(pk=user_id, username=username) if user_id else None
     return Route(chosen, unroutable=chosen is None, task_id=task_id)
 
 
