@@ -45,7 +45,15 @@ def _plain(value: Any) -> Any:
 
 
 def _timestamp(value: datetime) -> str:
-    return value.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(dt_timezone.utc)
+    if utc.year < 1000:  # strftime's %Y does not pad it to four digits, isoformat does
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as that strftime, in a third less time: four of these a step.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+# One encoder for every event (json.dumps with options makes one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def canonical(*, process_id: int, seq: int, type: str, timestamp: datetime, user_id: int | None,
@@ -56,7 +64,7 @@ def canonical(*, process_id: int, seq: int, type: str, timestamp: datetime, user
         "user_id": user_id, "username": username, "task_id": task_id, "atom_id": atom_id,
         "payload": _plain(payload),
     }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _CANONICAL.encode(content).encode()
 
 
 def link(previous: str, content: bytes) -> str:
