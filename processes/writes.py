@@ -18,6 +18,7 @@ commits. Writes are deferred until `execute`: nothing in between may read what t
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
@@ -279,13 +280,13 @@ class _Update:
 
 def _update_sql(connection, obj: Model, fields: Iterable[str], where: dict[str, Any]) -> tuple[str, list[Any]]:
     sql, columns, keys = _update_shape(connection.alias, type(obj), tuple(fields), tuple(where))
-    values = [getattr(obj, field.attname) for field, _ in columns]
+    values = [getattr(obj, column.attname) for column in columns]
     return sql, _prepared(columns, values, connection) + _prepared(keys, [obj.pk, *where.values()], connection)
 
 
-def _prepared(fields: list[tuple[Any, tuple[type, ...]]], values: list[Any], connection) -> list[Any]:
-    return [value if type(value) in unchanged else field.get_db_prep_save(value, connection)
-            for (field, unchanged), value in zip(fields, values)]
+def _prepared(columns: list["_Column"], values: list[Any], connection) -> list[Any]:
+    return [value if type(value) in column.unchanged else column.prepare(value, connection)
+            for column, value in zip(columns, values)]
 
 
 # The statements' text by their shape, and the fields their values come from: a step writes
@@ -297,7 +298,7 @@ def _insert_sql(using: str, model: type[Model], with_pk: bool, rows: int, ignore
     """INSERT of `rows` rows of VALUES; with 0, of one array a column, unnested: a bulk
     start's thousands of rows in one parameter a column, and a statement that reads the same
     for any number of them (psycopg keeps its parsed form). A step's few rows go faster as
-    plain VALUES. Returns it and its fields, each with the types it passes (`_passes`)."""
+    plain VALUES. Returns it and its columns (`_Column`)."""
     connection = connections[using]
     opts, quote = model._meta, connection.ops.quote_name
     fields = [f for f in opts.concrete_fields if with_pk or not f.primary_key]
@@ -311,20 +312,57 @@ def _insert_sql(using: str, model: type[Model], with_pk: bool, rows: int, ignore
     )
     if not with_pk and not ignore_conflicts:  # skipped rows return no id, as in bulk_create
         sql += f" RETURNING {quote(opts.pk.column)}"
-    return sql, [(field, _passes(field)) for field in fields]
+    return sql, [_Column(field) for field in fields]
 
 
-def _row_values(fields: list[tuple[Any, tuple[type, ...]]], obj: Model, connection) -> list[Any]:
-    """The values of a row to insert, as the ORM would prepare them. A value of a type its
-    field passes through unchanged (`_passes`) is taken as it is: preparing the few dozen
-    values of a step one by one through the fields cost more than its statement's text."""
+def _row_values(columns: list["_Column"], obj: Model, connection) -> list[Any]:
+    """The values of a row to insert, as the ORM would prepare them (`_Column`)."""
     values = []
-    for field, unchanged in fields:
-        value = getattr(obj, field.attname)
-        if type(value) not in unchanged:
-            value = field.get_db_prep_save(field.pre_save(obj, True), connection)
-        values.append(value)
+    for column in columns:
+        value = getattr(obj, column.attname)
+        values.append(value if type(value) in column.unchanged else column.prepare(value, connection, obj))
     return values
+
+
+class _Column:
+    """A field of a statement's rows, and how its values are prepared: as the ORM prepares them
+    (`get_db_prep_save`, after `pre_save` for an insert), with the answer given at once for
+    the values a step writes by the dozen (some seventy of them), which through the fields
+    cost more than the statement's text.
+
+    A value of a type the field passes unchanged (`_passes`) is taken as it is. A plain
+    integer, an aware datetime, a JSON object or array, of one of Django's own fields of that
+    kind, goes straight to the backend's adaptation, the last thing the ORM does with it:
+    every step before returns such a value as it is (`pre_save` too, where the field sets
+    nothing itself). Anything else takes the ORM's whole way.
+    """
+
+    __slots__ = ("field", "attname", "unchanged", "integer", "moment", "document")
+
+    def __init__(self, field) -> None:
+        self.field = field
+        self.attname = field.attname
+        self.unchanged = _passes(field)
+        kind = type(field)
+        self.integer = field.get_internal_type() if kind in _INTEGERS else None
+        self.moment = kind is models.DateTimeField and not (field.auto_now or field.auto_now_add)
+        self.document = kind is models.JSONField
+
+    def prepare(self, value: Any, connection, obj: Model | None = None) -> Any:
+        """`value` as the field's `get_db_prep_save` gives it; `obj`: the row it is inserted
+        with (the ORM asks the field's `pre_save` first)."""
+        kind = type(value)
+        if kind in self.unchanged:
+            return value
+        if kind is int and self.integer:
+            return connection.ops.adapt_integerfield_value(value, self.integer)
+        if kind is datetime and self.moment and value.utcoffset() is not None:
+            return connection.ops.adapt_datetimefield_value(value)
+        if (kind is dict or kind is list) and self.document:
+            return connection.ops.adapt_json_value(value, self.field.encoder)
+        if obj is not None:
+            value = self.field.pre_save(obj, True)
+        return self.field.get_db_prep_save(value, connection)
 
 
 _AUTO_KEYS = (models.AutoField, models.BigAutoField, models.SmallAutoField)
@@ -355,7 +393,7 @@ def _passes(field) -> tuple[type, ...]:
 @lru_cache(maxsize=512)
 def _update_shape(using: str, model: type[Model], fields: tuple[str, ...], where: tuple[str, ...]) -> tuple[str, list, list]:
     """UPDATE of `fields` of one row, guarded by the columns `where` names; returns it, the
-    fields of its values, and those of its key and guards, each with the types it passes."""
+    columns of its values, and those of its key and guards (`_Column`)."""
     connection = connections[using]
     opts, quote = model._meta, connection.ops.quote_name
     columns = [opts.get_field(name) for name in fields]
@@ -370,7 +408,7 @@ def _update_shape(using: str, model: type[Model], fields: tuple[str, ...], where
         ", ".join(f"{quote(field.column)} = %s" for field in columns),
         " AND ".join([f"{quote(opts.pk.column)} = %s", *(f"{quote(field.column)} {same} %s" for field in guards)]),
     )
-    return sql, [(field, _passes(field)) for field in columns], [(field, _passes(field)) for field in (opts.pk, *guards)]
+    return sql, [_Column(field) for field in columns], [_Column(field) for field in (opts.pk, *guards)]
 
 
 def cache_step_statement_parsing() -> None:
