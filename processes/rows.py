@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Sequence
 
-from django.db import connections
 from django.db.models import Model
 from django.db.models.base import ModelState
 from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute, ForwardManyToOneDescriptor
@@ -36,21 +35,20 @@ class Columns:
     def sql(self, quote) -> str:
         return ", ".join(f"{self.alias}.{quote(field.column)}" for field in self.fields)
 
-    def read(self, values: Sequence[Any], using: str) -> Model | None:
-        """The instance of `values` (this model's slice of a row); None for a missing
-        LEFT JOIN row."""
+    def read(self, values: Sequence[Any], connection) -> Model | None:
+        """The instance of `values` (this model's slice of a row, read on `connection`, a
+        database wrapper); None for a missing LEFT JOIN row."""
         if values[self._pk] is None:
             return None
-        connection = connections[using]
         converted = list(values)
-        for i, col, converters in self._converters_for(using):
+        for i, col, converters in self._converters_for(connection):
             for converter in converters:
                 converted[i] = converter(converted[i], col, connection)
-        return maker(self.model).loaded(self.names, converted, using)
+        return maker(self.model).loaded(self.names, converted, connection.alias)
 
-    def _converters_for(self, using: str) -> list:
+    def _converters_for(self, connection) -> list:
+        using = connection.alias
         if using not in self._converters:
-            connection = connections[using]
             found = []
             for i, field in enumerate(self.fields):
                 col = field.get_col(self.alias)

@@ -124,10 +124,10 @@ def grant_new_tasks(tasks: list[TaskInstance], writes: Writes) -> None:
         if task.kind == "system":
             continue
         if task.assigned_to_id:
-            user_rows += [user_grant(content_object=task, user_id=task.assigned_to_id, permission_id=pid)
+            user_rows += [user_grant(content_object_id=task.pk, user_id=task.assigned_to_id, permission_id=pid)
                           for pid in perm_ids]
         elif task.role in groups:
-            group_rows += [group_grant(content_object=task, group=groups[task.role], permission_id=pid)
+            group_rows += [group_grant(content_object_id=task.pk, group_id=groups[task.role].pk, permission_id=pid)
                            for pid in perm_ids]
     writes.insert(user_rows, ignore_conflicts=True)
     writes.insert(group_rows, ignore_conflicts=True)

@@ -74,7 +74,7 @@ class Foreseen:
         self._picks = []
 
 
-def send(task_id: int) -> Foreseen | None:
+def send(task_id: int, db=connection) -> Foreseen | None:
     """Inside the lock read's pipeline, after the lock read of `task_id` (the task being
     closed): the routing statements of its certain next atoms, if its atom is known."""
     known = _known.get(task_id)
@@ -82,15 +82,15 @@ def send(task_id: int) -> Foreseen | None:
         return None
     version_id, workflow_id, atom_id = known
     blueprint = versions.get_blueprint(version_id, workflow_id)  # cached: the engine reads it next
-    return send_routes(blueprint, blueprint.certain_next.get(atom_id, ()), closing=task_id, expected=known)
+    return send_routes(blueprint, blueprint.certain_next.get(atom_id, ()), closing=task_id, expected=known, db=db)
 
 
 def send_routes(blueprint, atom_ids, *, closing: int | None = None,
-                expected: tuple[int, str, str] | None = None) -> Foreseen | None:
-    """Send, in the open pipeline, the routing statements of the human atoms among `atom_ids`
-    whose role routes by a statement (not `queue`); None where there are none, or where
-    routing is not one statement (not PostgreSQL)."""
-    if connection.vendor != "postgresql":
+                expected: tuple[int, str, str] | None = None, db=connection) -> Foreseen | None:
+    """Send, in the open pipeline of `db` (the default database), the routing statements of
+    the human atoms among `atom_ids` whose role routes by a statement (not `queue`); None
+    where there are none, or where routing is not one statement (not PostgreSQL)."""
+    if db.vendor != "postgresql":
         return None
     when, picks = timezone.now(), []
     for atom_id in atom_ids:
@@ -98,7 +98,7 @@ def send_routes(blueprint, atom_ids, *, closing: int | None = None,
         strategy = blueprint.roles.get(atom.role, routing.LEAST_BUSY)
         if atom.is_system or not atom.role or strategy == routing.QUEUE:
             continue
-        cursor = connection.cursor()
+        cursor = db.cursor()
         routing.send_pick(cursor, atom.role, strategy, when, closing=closing)
         picks.append((atom_id, cursor))
     return Foreseen(picks, expected) if picks else None

@@ -34,9 +34,16 @@ class TaskRows:
             f" LEFT JOIN {quote(user.model._meta.db_table)} u ON u.{quote(user.model._meta.pk.column)} = t.assigned_to_id"
         )
 
-    def read(self, row: Sequence) -> TaskInstance:
+    def read(self, row: Sequence, db) -> TaskInstance:
+        """The task of a row read on `db` (a database wrapper), with its process and assignee."""
         split, end = len(self.task), len(self.task) + len(self.process)
-        task = self.task.read(row[:split], connection.alias)
-        task.process = self.process.read(row[split:end], connection.alias)
-        task.assigned_to = self.user.read(row[end:], connection.alias)
+        task = self.task.read(row[:split], db)
+        # Cached as select_related caches what it joined (not set through the descriptors,
+        # which would ask the database router where each instance belongs: it came from here).
+        _PROCESS.set_cached_value(task, self.process.read(row[split:end], db))
+        _ASSIGNEE.set_cached_value(task, self.user.read(row[end:], db))
         return task
+
+
+_PROCESS = TaskInstance._meta.get_field("process")
+_ASSIGNEE = TaskInstance._meta.get_field("assigned_to")

@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
@@ -101,9 +101,10 @@ class OwnInbox:
             " ORDER BY t.priority_rank ASC, t.due_date ASC NULLS LAST, t.created_at ASC, t.id ASC"
             " LIMIT %s OFFSET %s"
         )
-        with connection.cursor() as cursor:
+        db = connections[DEFAULT_DB_ALIAS]
+        with db.cursor() as cursor:
             cursor.execute(sql, [*params, page.stop - page.start, page.start])
-            tasks = [rows.read(row) for row in cursor.fetchall()]
+            tasks = [rows.read(row, db) for row in cursor.fetchall()]
         for task in tasks:  # what a person completes next: routed with its lock read
             lookahead.remember(task.pk, task.process, task.atom_id)
         return tasks

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from processes import sensitive, versions
@@ -55,17 +55,18 @@ def _locked(task_id: Any, user, *, closing: bool) -> tuple[ProcessInstance, Task
     if not -(2**63) <= task_id < 2**63:  # no such id; SQLite would refuse the number itself
         raise NotFound(f"task {task_id} not found")
     foreseen = None
+    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy looks it up again
     try:
-        with connection.cursor() as cursor:
-            with pipelined(connection):
-                cursor.execute(_lock_sql(connection.vendor), [task_id])
-                foreseen = lookahead.send(task_id) if closing else None
+        with db.cursor() as cursor:
+            with pipelined(db):
+                cursor.execute(_lock_sql(db.vendor), [task_id])
+                foreseen = lookahead.send(task_id, db) if closing else None
             # Read once the pipeline is done: its end brings every answer back in the one
             # round trip (a read inside it would ask for them in one of its own).
             row = cursor.fetchone()
         if row is None:
             raise NotFound(f"task {task_id} not found")
-        task = _lock_rows().read(row)
+        task = _lock_rows().read(row, db)
         process = task.process
         routes = foreseen.routes(task) if foreseen is not None else {}
     except BaseException:
@@ -100,12 +101,13 @@ def _read_sql(vendor: str) -> str:
 def read_task(task_id: int) -> TaskInstance | None:
     """The task with its process and assignee, unlocked: what a worker looks at before it
     runs a system step (the lock read's statement, without the lock)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_read_sql(connection.vendor), [task_id])
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(_read_sql(db.vendor), [task_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    task = _lock_rows().read(row)
+    task = _lock_rows().read(row, db)
     lookahead.remember(task.pk, task.process, task.atom_id)
     return task
 

@@ -17,7 +17,7 @@ import json
 from functools import lru_cache
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
@@ -56,13 +56,14 @@ def _token_sql(vendor: str) -> str:
 
 def user_for_token(key: str):
     """The user holding the API token `key`, with its roles read, or None."""
-    with rls.no_policy_tables(), connection.cursor() as cursor:
-        cursor.execute(_token_sql(connection.vendor), [key])
+    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy looks it up again
+    with rls.no_policy_tables(), db.cursor() as cursor:
+        cursor.execute(_token_sql(db.vendor), [key])
         row = cursor.fetchone()
     if row is None:
         return None
     *columns, roles = row
-    user = _user_columns().read(columns, connection.alias)
+    user = _user_columns().read(columns, db)
     user._workflow_roles = sorted(roles if isinstance(roles, list) else json.loads(roles))
     return user
 

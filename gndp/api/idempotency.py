@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache, wraps
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from rest_framework.response import Response
 
 from processes import sensitive
@@ -56,11 +56,12 @@ def _find_sql(vendor: str) -> str:
 def _find(user, key: str) -> IdempotencyRecord | None:
     """The caller's record of `key`. Inside the block's atomic, as its first statement, it
     opens the transaction with it (`pipelined`)."""
-    with connection.cursor() as cursor:
-        with pipelined(connection):
-            cursor.execute(_find_sql(connection.vendor), [user.pk, key])
+    db = connections[DEFAULT_DB_ALIAS]  # once: each use of the `connection` proxy looks it up again
+    with db.cursor() as cursor:
+        with pipelined(db):
+            cursor.execute(_find_sql(db.vendor), [user.pk, key])
         row = cursor.fetchone()
-    return None if row is None else _columns().read(row, connection.alias)
+    return None if row is None else _columns().read(row, db)
 
 
 def _record(user, key: str, request_hash: str, response: Response, revealed: bool) -> None:
