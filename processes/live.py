@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Awaitable, Callable, Iterable
+from typing import Awaitable, Callable, Container, Iterable
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -33,21 +33,29 @@ def role_group(role: str) -> str:
     return f"role.{role}"
 
 
-def messages_for(events: Iterable) -> list[tuple[str, dict]]:
-    """(group, message) pairs: each event to its process, the dashboard, and the inboxes
-    and role queues it touches."""
+def groups_of(event) -> list[str]:
+    """The groups that hear of `event`: its process, the dashboard, and the inboxes and role
+    queues it touches."""
+    groups = [process_group(event.process_id), MONITORING_GROUP]
+    for key in ("assigned_to_id", "previous_assignee_id"):
+        if event.payload.get(key):
+            groups.append(inbox_group(event.payload[key]))
+    # A role's queue hears of tasks put in it and taken out of it, never of tasks
+    # routed straight to one person: those are that person's business.
+    if event.payload.get("role") and (event.payload.get("queued") or event.payload.get("claimed")):
+        groups.append(role_group(event.payload["role"]))
+    return list(dict.fromkeys(groups))
+
+
+def messages_for(events: Iterable, listening: Container[str]) -> list[tuple[str, dict]]:
+    """(group, message) pairs for the groups among `listening`: each message is made only for
+    an event somebody hears (most groups have nobody listening at any moment)."""
     pairs = []
     for event in events:
-        message = {"type": "event.message", "event": event.as_message()}
-        groups = [process_group(event.process_id), MONITORING_GROUP]
-        for key in ("assigned_to_id", "previous_assignee_id"):
-            if event.payload.get(key):
-                groups.append(inbox_group(event.payload[key]))
-        # A role's queue hears of tasks put in it and taken out of it, never of tasks
-        # routed straight to one person: those are that person's business.
-        if event.payload.get("role") and (event.payload.get("queued") or event.payload.get("claimed")):
-            groups.append(role_group(event.payload["role"]))
-        pairs += [(group, message) for group in dict.fromkeys(groups)]
+        groups = [group for group in groups_of(event) if group in listening]
+        if groups:
+            message = {"type": "event.message", "event": event.as_message()}
+            pairs += [(group, message) for group in groups]
     return pairs
 
 
@@ -56,7 +64,9 @@ def broadcast(events: Iterable) -> None:
     if layer is None:
         return
     if isinstance(layer, InMemoryChannelLayer):
-        pairs = [(group, message) for group, message in messages_for(events) if layer.groups.get(group)]
+        events = list(events)
+        listening = {group for event in events for group in groups_of(event) if layer.groups.get(group)}
+        pairs = messages_for(events, listening)
         if pairs:
             run_for_listeners(layer, _send, layer, pairs)
         return
@@ -95,16 +105,21 @@ def _runs_on(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 async def _send(layer, pairs) -> None:
-    # One message per group, the group's events in order. With Redis the groups nobody
-    # listens to cost one shared round trip (gndp.channel_layer); the others go concurrently.
+    # One message per group, the group's events in order, the groups concurrently.
     by_group: dict[str, list[dict]] = {}
     for group, message in pairs:
         by_group.setdefault(group, []).append(message)
-    batch = {group: _one(messages) for group, messages in by_group.items()}
-    if hasattr(layer, "group_send_many"):
-        await layer.group_send_many(batch)
-    else:
-        await asyncio.gather(*(layer.group_send(group, message) for group, message in batch.items()))
+    await asyncio.gather(*(layer.group_send(group, _one(messages)) for group, messages in by_group.items()))
+
+
+async def _publish(layer, events) -> None:
+    # Which of the batch's groups anybody listens to, in one round trip (gndp.channel_layer),
+    # then messages for those alone.
+    groups = {group for event in events for group in groups_of(event)}
+    listening = await layer.listened(groups) if hasattr(layer, "listened") else groups
+    pairs = messages_for(events, listening)
+    if pairs:
+        await _send(layer, pairs)
 
 
 def _one(messages: list[dict]) -> dict:
@@ -119,7 +134,7 @@ def _send_batch(events) -> None:
     loop = getattr(_loops, "loop", None)
     if loop is None:
         loop = _loops.loop = asyncio.new_event_loop()
-    loop.run_until_complete(_send(get_channel_layer(), messages_for(events)))
+    loop.run_until_complete(_publish(get_channel_layer(), events))
 
 
 _loops = threading.local()

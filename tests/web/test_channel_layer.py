@@ -1,0 +1,57 @@
+"""The Redis channel layer tells which groups have listeners, as `group_send` would find them,
+and the publisher makes and sends messages for those groups only."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from gndp.channel_layer import BatchingRedisChannelLayer
+from processes import live
+from processes.models import ProcessEvent
+from processes.rows import maker
+
+pytestmark = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis: set REDIS_URL")
+
+
+@pytest.fixture
+def layer():
+    layer = BatchingRedisChannelLayer(hosts=[os.environ.get("REDIS_URL", "")], prefix=f"test-{time.time_ns()}")
+    yield layer
+    async_to_sync(layer.flush)()
+
+
+def test_only_groups_with_members_that_have_not_expired_are_listened_to(layer):
+    async def scenario():
+        heard_channel = await layer.new_channel()
+        await layer.group_add("process.1", heard_channel)
+        await layer.group_add("monitoring", heard_channel)
+        # A member older than the group expiry: `group_send` would drop it before sending.
+        gone_channel = await layer.new_channel()
+        await layer.group_add("process.2", gone_channel)
+        await layer.connection(layer.consistent_hash("process.2")).zadd(
+            layer._group_key("process.2"), {gone_channel: time.time() - layer.group_expiry - 5})
+        return await layer.listened(["process.1", "process.2", "process.3", "monitoring"])
+
+    assert async_to_sync(scenario)() == {"process.1", "monitoring"}
+
+
+def test_the_publisher_sends_each_listened_group_its_events_and_makes_no_message_for_the_others(layer):
+    events = [maker(ProcessEvent).new(pk=10 + i, process_id=process_id, type="task.completed", payload={})
+              for i, process_id in enumerate((1, 2, 1))]
+
+    async def scenario():
+        channel = await layer.new_channel()
+        await layer.group_add("process.1", channel)
+        await live._publish(layer, events)
+        return await layer.receive(channel)
+
+    message = async_to_sync(scenario)()
+    assert message["type"] == "event.batch" and [event["id"] for event in message["events"]] == [10, 12]
+    assert live.messages_for(events, {"process.1"}) == [
+        ("process.1", {"type": "event.message", "event": events[0].as_message()}),
+        ("process.1", {"type": "event.message", "event": events[2].as_message()}),
+    ]
