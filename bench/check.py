@@ -6,13 +6,15 @@
 
 Reads the JSON lines the benchmarks print and `bench/baseline.json` (the figures recorded
 in docs/performance.md). A figure named `*_per_s` regresses when it falls more than 25%
-below its baseline; one named `*_ms` or `*_s` when it rises more than 25% above. Prints one
+below its baseline; one named `*_ms`, `*_s` or `*_instructions` when it rises more than 25%
+above. Prints one
 line per compared figure and exits 1 if any regressed. A benchmark that did not run is not
 compared (and says so); one that ran without measuring a recorded figure has regressed.
 
 The record holds the speed of the machine it was made on (`bench/machine.py`, a pure-Python
 loop, measured between the benchmarks), and where the results hold it too, each recorded
-figure is first scaled to the machine's speed when its benchmark ran: on one that runs the loop 1.5 times as
+figure but a count of instructions (which the machine's speed does not move) is first scaled
+to the machine's speed when its benchmark ran: on one that runs the loop 1.5 times as
 long, a throughput is expected 1.5 times lower and a latency 1.5 times higher. Machines of
 one size here differ by more than the tolerance, so unscaled, the check failed a slower one
 with no change of code, and would pass a real regression on a faster one.
@@ -37,9 +39,14 @@ def direction(name: str) -> int:
     words = name.split("_")
     if "per" in words and words[words.index("per") + 1:words.index("per") + 2] == ["s"]:
         return 1
-    if "ms" in words or words[-1] == "s":
+    if "ms" in words or words[-1] in ("s", "instructions"):
         return -1
     return 0
+
+
+def timed(name: str) -> bool:
+    """Whether a figure moves with the machine's speed: all but counts of instructions."""
+    return name.split("_")[-1] != "instructions"
 
 
 def yardstick(records: dict[str, dict], bench: str | None = None) -> float | None:
@@ -82,11 +89,12 @@ def compare(results: dict[str, dict], baseline: dict[str, dict]) -> tuple[list[s
                 lines.append(line)
                 regressions.append(line)
                 continue
-            expected = recorded if factor is None else (recorded / factor if sense > 0 else recorded * factor)
+            scaling = factor if timed(name) else None
+            expected = recorded if scaling is None else (recorded / scaling if sense > 0 else recorded * scaling)
             change = (value - expected) / expected if expected else 0.0
             worse = -change * sense
             verdict = "REGRESSED" if worse > TOLERANCE else "ok"
-            scaled = "" if factor is None else f", {expected:.4g} on this machine"
+            scaled = "" if scaling is None else f", {expected:.4g} on this machine"
             line = f"{bench}.{name}: {value} (recorded {recorded}{scaled}, {change:+.0%}) {verdict}"
             lines.append(line)
             if verdict != "ok":

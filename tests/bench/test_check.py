@@ -66,6 +66,16 @@ def test_on_a_faster_machine_an_unchanged_figure_is_a_regression_of_the_code():
     assert [line.split(":")[0] for line in regressions] == ["engine.completions_per_s", "engine.complete_p99_ms"]
 
 
+def test_a_count_of_instructions_is_never_scaled_and_regresses_when_it_grows_by_a_quarter():
+    baseline = {"machine": {"python_loop_ms": 40.0}, "instructions": {"completion_instructions": 4_000_000}}
+    slower = {"machine": {"python_loop_ms": 80.0}}
+    lines, regressions = compare({**slower, "instructions": {"completion_instructions": 4_400_000}}, baseline)
+    assert regressions == []
+    assert "instructions.completion_instructions: 4400000 (recorded 4000000, +10%) ok" in lines
+    _, regressions = compare({**slower, "instructions": {"completion_instructions": 5_100_000}}, baseline)
+    assert [line.split(":")[0] for line in regressions] == ["instructions.completion_instructions"]
+
+
 def test_without_the_yardstick_on_either_side_the_figures_are_compared_as_recorded():
     results = {"engine": {"completions_per_s": 240.0, "complete_p99_ms": 12.4}}
     lines, regressions = compare(results, SCALED)
