@@ -44,10 +44,15 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
     plaintext; its sensitive fields are stored encrypted). `closing`: the task this step
     completes, whose own update waits in `log.writes`; routing counts it as closed.
     `router`: routes for a whole batch of steps (a bulk start) instead of one statement a task.
-    `routes`: atoms already routed, under the same lock (`tasks.lookahead`).
+    `routes`: atoms already routed, under the same lock (`tasks.lookahead`); the others are
+    routed now, together where there are several.
     """
     now = timezone.now()
     routes = routes or {}
+    if router is None:
+        unrouted = [atom_id for atom_id in step.activated if atom_id not in routes]
+        routes = {**routes, **lookahead.route_together(blueprint, unrouted,
+                                                         closing=closing.pk if closing is not None else None)}
     tasks = [_new_task(process, blueprint, atom_id, now, closing, router, routes.get(atom_id))
              for atom_id in step.activated]
     log.writes.insert(tasks, need_ids=True)

@@ -15,15 +15,18 @@ people's stamps, which only break ties in later routing.
 Which atom a task is of is known when this process created or read the task (a task never
 changes its atom, nor a process its version): `remember` keeps the last `LIMIT` of them.
 For a task not known, or an atom with no certain successor, the completion routes as
-before, after the engine ran.
+before, after the engine ran: where that is several tasks at once (the branches of a parallel
+block after a choice or a join), their statements travel together, in one round trip
+(`route_together`).
 """
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from processes import versions
+from processes.writes import pipelined
 
 from . import routing
 
@@ -94,11 +97,34 @@ def send_routes(blueprint, atom_ids, *, closing: int | None = None,
         return None
     when, picks = timezone.now(), []
     for atom_id in atom_ids:
-        atom = blueprint.atoms[atom_id]
-        strategy = blueprint.roles.get(atom.role, routing.LEAST_BUSY)
-        if atom.is_system or not atom.role or strategy == routing.QUEUE:
+        if not _routed_by_statement(blueprint, atom_id):
             continue
+        atom = blueprint.atoms[atom_id]
         cursor = db.cursor()
-        routing.send_pick(cursor, atom.role, strategy, when, closing=closing)
+        routing.send_pick(cursor, atom.role, blueprint.roles.get(atom.role, routing.LEAST_BUSY), when, closing=closing)
         picks.append((atom_id, cursor))
     return Foreseen(picks, expected) if picks else None
+
+
+def route_together(blueprint, atom_ids, *, closing: int | None = None) -> dict[str, routing.Route]:
+    """The routes of the atoms a step has just activated, their routing statements sent in one
+    round trip (a pipeline) where more than one of them routes by a statement (the branches
+    of a parallel block that no lock read foresaw); {} otherwise, and each is routed on its
+    own (`routing.choose`: one statement needs no pipeline)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or sum(_routed_by_statement(blueprint, atom_id) for atom_id in atom_ids) < 2:
+        return {}
+    foreseen = None
+    try:
+        with pipelined(db):
+            foreseen = send_routes(blueprint, atom_ids, closing=closing, db=db)
+        return foreseen.routes()
+    except BaseException:
+        if foreseen is not None:
+            foreseen.discard()
+        raise
+
+
+def _routed_by_statement(blueprint, atom_id: str) -> bool:
+    atom = blueprint.atoms[atom_id]
+    return not atom.is_system and bool(atom.role) and blueprint.roles.get(atom.role, routing.LEAST_BUSY) != routing.QUEUE

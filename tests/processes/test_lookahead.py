@@ -168,18 +168,39 @@ def test_a_refused_completion_takes_the_stamps_of_its_routing_back(team, routing
     assert TaskInstance.objects.count() == tasks
 
 
-def test_a_task_this_process_never_saw_is_routed_after_the_engine(team, routed_after_the_engine):
+def test_a_task_this_process_never_saw_is_routed_after_the_engine(team, routed_after_the_engine,
+                                                                   routing_in_a_pipeline):
     process = start_process(workflow_id="journey-team")
     take = open_task(process, "atom-take")
     complete_task(take.pk, user=take.assigned_to)
     split = open_task(process, "atom-split")
     lookahead.forget_all()  # as in another server process than the one that created it
-    del routed_after_the_engine[:]
+    del routed_after_the_engine[:], routing_in_a_pipeline[:]
 
     complete_task(split.pk, user=split.assigned_to)
 
-    assert routed_after_the_engine == ["role-team"] * 3
+    # No lock read foresaw them: the engine's three new tasks are routed after it ran, their
+    # statements together in one pipeline (one round trip, not three).
+    assert routing_in_a_pipeline == [True, True, True] and routed_after_the_engine == []
     assert {open_task(process, atom).assigned_to for atom in ("atom-a", "atom-b", "atom-c")} == set(team)
+
+
+def test_a_single_task_routed_after_the_engine_needs_no_pipeline(team, routed_after_the_engine,
+                                                                  routing_in_a_pipeline):
+    process = start_process(workflow_id="journey-team")
+    take = open_task(process, "atom-take")
+    complete_task(take.pk, user=take.assigned_to)
+    split = open_task(process, "atom-split")
+    complete_task(split.pk, user=split.assigned_to)
+    for atom in ("atom-a", "atom-b"):
+        complete_task(open_task(process, atom).pk, user=open_task(process, atom).assigned_to)
+    last = open_task(process, "atom-c")
+    del routed_after_the_engine[:], routing_in_a_pipeline[:]
+
+    complete_task(last.pk, user=last.assigned_to)  # the join: no lock read can foresee it
+
+    assert routed_after_the_engine == ["role-team"] and routing_in_a_pipeline == [False]
+    assert open_task(process, "atom-join").assigned_to in team
 
 
 def test_a_task_read_in_its_holders_inbox_is_routed_with_its_lock_read(team, routed_after_the_engine,

@@ -80,6 +80,40 @@ def test_a_completion_whose_next_task_is_known_waits_twice(chain, tmp_path):
     assert TaskInstance.objects.get(process=process, atom_id="atom-three").assigned_to == chain
 
 
+SPLIT = """
+format: gndp-journey/1
+journey: {id: journey-split, name: Split}
+roles: [{id: role-chain, name: Chain}]
+atoms:
+  - {id: atom-open, name: Open, performed_by: role-chain}
+  - {id: atom-a, name: A, performed_by: role-chain}
+  - {id: atom-b, name: B, performed_by: role-chain}
+  - {id: atom-c, name: C, performed_by: role-chain}
+edges:
+  - {type: ENABLES, from: atom-open, to: atom-a}
+  - {type: ENABLES, from: atom-open, to: atom-b}
+  - {type: ENABLES, from: atom-open, to: atom-c}
+"""
+
+
+def test_a_completion_routes_the_parallel_tasks_it_could_not_foresee_in_one_round_trip(chain, tmp_path):
+    from tasks import lookahead
+
+    publish_journey(yaml.safe_load(SPLIT))
+    processes = [start_process(workflow_id="journey-split") for _ in range(4)]
+    opened = [TaskInstance.objects.get(process=process, atom_id="atom-open") for process in processes]
+    lookahead.forget_all()  # as if another server process had created them: nothing foreseen
+    for task in opened[:3]:  # statements prepared
+        complete_task(task.pk, user=chain)
+
+    with round_trips(tmp_path) as counted:
+        complete_task(opened[3].pk, user=chain)
+
+    # The BEGIN with the lock read; the three new tasks' routing, together; the writes with the COMMIT.
+    assert counted[0] == 3
+    assert TaskInstance.objects.filter(process=processes[3], assigned_to=chain, status="pending").count() == 3
+
+
 def test_a_start_waits_three_times(chain, tmp_path):
     for _ in range(3):  # its statements prepared (psycopg prepares one on its third run)
         start_process(workflow_id="journey-chain")
