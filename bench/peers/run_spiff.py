@@ -158,7 +158,7 @@ def main() -> None:
 
         latencies: list[float] = []
         workflow_ids: list[int] = []
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.thread_time()
         for n in range(args.instances):
             t0 = time.perf_counter()
             workflow_id, ready = engine.start()
@@ -173,6 +173,7 @@ def main() -> None:
                     latencies.append((time.perf_counter() - t0) * 1000)
                 ready = now_ready
         seconds = time.perf_counter() - began
+        cpu = time.thread_time() - cpu_began
 
         unfinished = conn.execute(
             "SELECT count(*) FROM spiff_workflow WHERE id = ANY(%s) AND NOT completed", (workflow_ids,)
@@ -193,7 +194,8 @@ def main() -> None:
         raise SystemExit(f"spiff: wrong outcome: {unfinished} unfinished, {steps_done} steps done, arms {arms}")
 
     print(json.dumps(summary(
-        engine="spiff", instances=args.instances, seconds=seconds, wall_seconds=seconds, latencies_ms=latencies,
+        engine="spiff", instances=args.instances, seconds=seconds, wall_seconds=seconds, cpu_seconds=cpu,
+        latencies_ms=latencies,
         arms=arms, version=version("SpiffWorkflow"), state_bytes_per_instance=size // max(1, args.instances),
     )))
 

@@ -92,19 +92,20 @@ def main() -> None:
 
     latencies: list[float] = []
     process_ids: list[int] = []
-    reading = 0.0
-    began = time.perf_counter()
+    reading = reading_cpu = 0.0
+    began, cpu_began = time.perf_counter(), time.thread_time()
     for n in range(args.instances):
         t0 = time.perf_counter()
         process_pk = start(n, users["officer"])
         latencies.append((time.perf_counter() - t0) * 1000)
         process_ids.append(process_pk)
         while True:
-            pause = time.perf_counter()
+            pause, pause_cpu = time.perf_counter(), time.thread_time()
             open_tasks = list(
                 Task.objects.filter(process_id=process_pk, status__in=OPEN, flow_task_type="HUMAN").order_by("pk")
             )
             reading += time.perf_counter() - pause
+            reading_cpu += time.thread_time() - pause_cpu
             if not open_tasks:
                 break
             for task in open_tasks:
@@ -113,6 +114,7 @@ def main() -> None:
                 latencies.append((time.perf_counter() - t0) * 1000)
     wall = time.perf_counter() - began
     seconds = wall - reading
+    cpu = time.thread_time() - cpu_began - reading_cpu
 
     unfinished = LoanProcess.objects.filter(pk__in=process_ids).exclude(status=PROCESS.DONE).count()
     done = Task.objects.filter(process_id__in=process_ids, status=STATUS.DONE)
@@ -125,7 +127,8 @@ def main() -> None:
     import viewflow
 
     print(json.dumps(summary(
-        engine="viewflow", instances=args.instances, seconds=seconds, wall_seconds=wall, latencies_ms=latencies,
+        engine="viewflow", instances=args.instances, seconds=seconds, wall_seconds=wall, cpu_seconds=cpu,
+        latencies_ms=latencies,
         arms=arms, version=getattr(viewflow, "__version__", None) or _version("django-viewflow"),
         rows_per_instance=round(Task.objects.filter(process_id__in=process_ids).count() / args.instances, 1),
     )))

@@ -68,15 +68,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def summary(*, engine: str, instances: int, seconds: float, wall_seconds: float,
+def summary(*, engine: str, instances: int, seconds: float, wall_seconds: float, cpu_seconds: float,
             latencies_ms: list[float], arms: dict[str, int], **extra: Any) -> dict[str, Any]:
-    """The JSON line every runner prints."""
+    """The JSON line every runner prints. `cpu_seconds`: the CPU of the thread that made the
+    timed calls, during them; the rest of their time it waited (on the database, or on
+    another thread of its process)."""
     tasks = instances * TASKS_PER_INSTANCE
     return {
         "engine": engine,
         "instances": instances,
         "tasks": tasks,
         "tasks_per_s": round(tasks / seconds, 1),
+        "cpu_ms_per_task": round(cpu_seconds / tasks * 1000, 3),
+        "wait_ms_per_task": round((seconds - cpu_seconds) / tasks * 1000, 3),
         "seconds": round(seconds, 3),
         "wall_seconds": round(wall_seconds, 3),
         "calls": len(latencies_ms),
