@@ -28,6 +28,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from processes.models import DiscussionEventType, EventType, ProcessEvent, ProcessInstance
+from processes.rows import maker
+from processes.writes import Writes
 from tasks.access import visible_processes, visible_tasks
 from tasks.models import TaskInstance
 
@@ -113,12 +115,19 @@ def compose(kind: str, event: ProcessEvent, process: ProcessInstance, task: Task
     actor = event.username or "the engine"
     what = f"process #{process.pk} ({process.workflow_id})"
     task_name = _quoted(task.name) if task is not None else "a task"
-    task_url = reverse("task-page", args=[task.pk]) if task is not None else reverse("inbox")
-    process_url = reverse("process-page", args=[process.pk])
+
+    # Each kind links to one of them, made when it is: reversing a URL costs more than the
+    # rest of a message.
+    def task_url() -> str:
+        return reverse("task-page", args=[task.pk]) if task is not None else reverse("inbox")
+
+    def process_url() -> str:
+        return reverse("process-page", args=[process.pk])
+
     if kind == Kind.TASK_ASSIGNED:
         if event.type == EventType.TASK_REASSIGNED:
-            return f"{actor} reassigned {task_name} to you", f"In {what}.", task_url
-        return f"{task_name} was assigned to you", f"In {what}.", task_url
+            return f"{actor} reassigned {task_name} to you", f"In {what}.", task_url()
+        return f"{task_name} was assigned to you", f"In {what}.", task_url()
     if kind == Kind.TASK_REASSIGNED_AWAY:
         verb = "escalated" if event.type == EventType.TASK_ESCALATED else "reassigned"
         by = "" if payload.get("automatic") or not event.username else f" by {event.username}"
@@ -126,14 +135,14 @@ def compose(kind: str, event: ProcessEvent, process: ProcessInstance, task: Task
                 f"It is no longer in your inbox ({what}).", reverse("inbox"))
     if kind == Kind.TASK_ESCALATED:
         why = "its escalation time passed" if payload.get("automatic") else f"{actor} escalated it"
-        return f"{task_name} was escalated to you", f"{why[0].upper()}{why[1:]} ({what}).", task_url
+        return f"{task_name} was escalated to you", f"{why[0].upper()}{why[1:]} ({what}).", task_url()
     if kind == Kind.SLA_WARNING:
-        return f"{task_name} is past its due time", f"It was due at {payload.get('deadline', '?')} ({what}).", task_url
+        return f"{task_name} is past its due time", f"It was due at {payload.get('deadline', '?')} ({what}).", task_url()
     if kind == Kind.PROCESS_COMPLETED:
-        return f"Process #{process.pk} completed", f"{process.workflow_id} finished.", process_url
+        return f"Process #{process.pk} completed", f"{process.workflow_id} finished.", process_url()
     if kind == Kind.PROCESS_FAILED:
         error = str(payload.get("error") or process.failure or "")[:300]
-        return f"Process #{process.pk} failed", f"{process.workflow_id}: {error}".strip(), process_url
+        return f"Process #{process.pk} failed", f"{process.workflow_id}: {error}".strip(), process_url()
     if kind == Kind.MENTIONED:
         from collaboration.models import Comment
 
@@ -141,7 +150,7 @@ def compose(kind: str, event: ProcessEvent, process: ProcessInstance, task: Task
         where = f"on {task_name}" if event.task_id else f"on process #{process.pk}"
         # Someone who sees the process but not the task reads the comment on the process page.
         on_task = task is not None and (recipient is None or visible_tasks(recipient).filter(pk=task.pk).exists())
-        url = (task_url if on_task else process_url) + (f"#comment-{comment.pk}" if comment else "")
+        url = (task_url() if on_task else process_url()) + (f"#comment-{comment.pk}" if comment else "")
         return f"{actor} mentioned you {where}", comment.excerpt() if comment else "", url
     raise ValueError(f"unknown notification kind {kind!r}")
 
@@ -169,8 +178,8 @@ def build(events: list[ProcessEvent]) -> list[Notification]:
         if Channel.IN_APP not in channels and not wants_email:
             continue  # by email only, and no address to send it to
         title, body, url = compose(draft.kind, event, process, task, user)
-        notifications.append(Notification(
-            recipient=user, kind=draft.kind, event_id=event.pk, process_id=process.pk, task_id=event.task_id,
+        notifications.append(maker(Notification).new(
+            recipient_id=user.pk, kind=draft.kind, event_id=event.pk, process_id=process.pk, task_id=event.task_id,
             actor=event.username, title=title[:300], body=body, url=url, in_app=Channel.IN_APP in channels,
             email_status=EmailStatus.PENDING if wants_email else EmailStatus.NONE,
         ))
@@ -222,8 +231,11 @@ def deliver_committed(events: Iterable[ProcessEvent]) -> list[Notification]:
 def _deliver_once(events: list[ProcessEvent]) -> list[Notification]:
     with transaction.atomic():
         claimed = _claim([event.pk for event in events])
-        notifications = build([event for event in events if event.pk in claimed])
-        created = Notification.objects.bulk_create(notifications) if notifications else []
+        created = build([event for event in events if event.pk in claimed])
+        # In one statement whose values are prepared as a step's are (`processes.writes`).
+        writes = Writes()
+        writes.insert(created)
+        writes.execute()
         if created:
             transaction.on_commit(lambda: after_delivery(created), robust=True)
     return created

@@ -11,10 +11,10 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.db.models import Count
 
-from processes.live import inbox_group, run_for_listeners
+from processes.live import inbox_group, listened_groups, run_for_listeners
 
 from .models import Notification
 
@@ -41,9 +41,15 @@ def push(notifications: list[Notification]) -> None:
     for notification in notifications:
         if notification.in_app:
             by_user[notification.recipient_id].append(notification)
-    if isinstance(layer, InMemoryChannelLayer):
-        # One process: its layer knows who listens, and nobody else could.
-        by_user = {user_id: items for user_id, items in by_user.items() if layer.groups.get(inbox_group(user_id))}
+    if not by_user:
+        return
+    # Only to whoever has an inbox open: the others' count is read when their page loads.
+    try:
+        heard = listened_groups(layer, [inbox_group(user_id) for user_id in by_user])
+    except Exception:  # noqa: BLE001 - live updates are best effort by design
+        log.warning("could not ask who listens for %d notification messages", len(by_user), exc_info=True)
+        return
+    by_user = {user_id: items for user_id, items in by_user.items() if inbox_group(user_id) in heard}
     if not by_user:
         return
     counts = dict(Notification.objects.filter(recipient_id__in=list(by_user), in_app=True, read_at__isnull=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Awaitable, Callable, Container, Iterable
+from typing import Awaitable, Callable, Container, Iterable, TypeVar
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -19,6 +19,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from .background import Drain
 
 MONITORING_GROUP = "monitoring"
+
+T = TypeVar("T")
 
 
 def process_group(process_id: int) -> str:
@@ -65,8 +67,7 @@ def broadcast(events: Iterable) -> None:
         return
     if isinstance(layer, InMemoryChannelLayer):
         events = list(events)
-        listening = {group for event in events for group in groups_of(event) if layer.groups.get(group)}
-        pairs = messages_for(events, listening)
+        pairs = messages_for(events, listened_groups(layer, {group for event in events for group in groups_of(event)}))
         if pairs:
             run_for_listeners(layer, _send, layer, pairs)
         return
@@ -85,16 +86,48 @@ def note_listening_loop() -> None:
     _listening = asyncio.get_running_loop()
 
 
-def run_for_listeners(layer, send: Callable[..., Awaitable[None]], *args) -> None:
-    """Run `send(*args)` (a coroutine function) where the layer's listeners hear it. A request's
-    thread gets there through asgiref's bridge anyway; a thread of this process's own (the
-    background delivery of notifications) would run it on a loop of its own, whose wake-ups
-    the in-memory layer's waiting consumers never see, so it hands it to theirs."""
+def run_for_listeners(layer, send: Callable[..., Awaitable[T]], *args) -> T:
+    """Run `send(*args)` (a coroutine function) from this synchronous thread where the layer's
+    listeners hear it; returns its result.
+
+    The in-memory layer's queues belong to the loop its consumers wait on: a request's thread
+    gets there through asgiref's bridge anyway; a thread of this process's own (the background
+    delivery of notifications) would run it on a loop of its own, whose wake-ups those
+    consumers never see, so it hands it to theirs. Redis is reached from this thread's own
+    event loop, kept for the thread's life: channels-redis keeps its connections per loop, and
+    asgiref's bridge made a loop, and so new connections, for every call."""
+    if not isinstance(layer, InMemoryChannelLayer) and not _loop_running_here():
+        return thread_loop().run_until_complete(send(*args))
     loop = _listening
     if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running() and not _runs_on(loop):
-        asyncio.run_coroutine_threadsafe(send(*args), loop).result(timeout=5)
-    else:
-        async_to_sync(send)(*args)
+        return asyncio.run_coroutine_threadsafe(send(*args), loop).result(timeout=5)
+    return async_to_sync(send)(*args)
+
+
+def listened_groups(layer, groups: Iterable[str]) -> set[str]:
+    """The groups among `groups` that somebody listens to: the in-memory layer knows its own,
+    Redis is asked about all of them at once (`gndp.channel_layer`)."""
+    if isinstance(layer, InMemoryChannelLayer):
+        return {group for group in groups if layer.groups.get(group)}
+    if hasattr(layer, "listened"):
+        return run_for_listeners(layer, layer.listened, groups)
+    return set(groups)
+
+
+def thread_loop() -> asyncio.AbstractEventLoop:
+    """This thread's event loop for the channel layer, made on first use."""
+    loop = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _loops.loop = asyncio.new_event_loop()
+    return loop
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _runs_on(loop: asyncio.AbstractEventLoop) -> bool:
@@ -129,12 +162,7 @@ def _one(messages: list[dict]) -> dict:
 
 
 def _send_batch(events) -> None:
-    # One event loop per publishing thread, for the thread's life: channels-redis keeps its
-    # connections per event loop, so a loop per batch would reconnect for every batch.
-    loop = getattr(_loops, "loop", None)
-    if loop is None:
-        loop = _loops.loop = asyncio.new_event_loop()
-    loop.run_until_complete(_publish(get_channel_layer(), events))
+    thread_loop().run_until_complete(_publish(get_channel_layer(), events))
 
 
 _loops = threading.local()
