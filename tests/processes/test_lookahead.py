@@ -92,6 +92,12 @@ def open_task(process, atom_id: str) -> TaskInstance:
     return TaskInstance.objects.get(process=process, atom_id=atom_id, status__in=["pending", "in_progress"])
 
 
+def work(process, atom_id: str) -> None:
+    """Complete the open task of `atom_id` as its assignee."""
+    task = open_task(process, atom_id)
+    complete_task(task.pk, user=task.assigned_to)
+
+
 def test_a_completion_routes_its_next_tasks_with_its_lock_read(team, routed_after_the_engine, routing_in_a_pipeline):
     process = start_process(workflow_id="journey-team")
     take = open_task(process, "atom-take")
@@ -188,12 +194,8 @@ def test_a_task_this_process_never_saw_is_routed_after_the_engine(team, routed_a
 def test_a_single_task_routed_after_the_engine_needs_no_pipeline(team, routed_after_the_engine,
                                                                   routing_in_a_pipeline):
     process = start_process(workflow_id="journey-team")
-    take = open_task(process, "atom-take")
-    complete_task(take.pk, user=take.assigned_to)
-    split = open_task(process, "atom-split")
-    complete_task(split.pk, user=split.assigned_to)
-    for atom in ("atom-a", "atom-b"):
-        complete_task(open_task(process, atom).pk, user=open_task(process, atom).assigned_to)
+    for atom in ("atom-take", "atom-split", "atom-a", "atom-b"):
+        work(process, atom)
     last = open_task(process, "atom-c")
     del routed_after_the_engine[:], routing_in_a_pipeline[:]
 
