@@ -49,8 +49,8 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
     """
     now = timezone.now()
     routes = routes or {}
-    if router is None:
-        unrouted = [atom_id for atom_id in step.activated if atom_id not in routes]
+    unrouted = [atom_id for atom_id in step.activated if atom_id not in routes]
+    if router is None and len(unrouted) > 1:
         routes = {**routes, **lookahead.route_together(blueprint, unrouted,
                                                          closing=closing.pk if closing is not None else None)}
     tasks = [_new_task(process, blueprint, atom_id, now, closing, router, routes.get(atom_id))

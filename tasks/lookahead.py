@@ -111,8 +111,10 @@ def route_together(blueprint, atom_ids, *, closing: int | None = None) -> dict[s
     round trip (a pipeline) where more than one of them routes by a statement (the branches
     of a parallel block that no lock read foresaw); {} otherwise, and each is routed on its
     own (`routing.choose`: one statement needs no pipeline)."""
+    if sum(_routed_by_statement(blueprint, atom_id) for atom_id in atom_ids) < 2:
+        return {}
     db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or sum(_routed_by_statement(blueprint, atom_id) for atom_id in atom_ids) < 2:
+    if db.vendor != "postgresql":
         return {}
     foreseen = None
     try:
