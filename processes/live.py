@@ -66,14 +66,19 @@ def broadcast(events: Iterable) -> None:
     if layer is None:
         return
     if isinstance(layer, InMemoryChannelLayer):
-        events = list(events)
-        pairs = messages_for(events, listened_groups(layer, {group for event in events for group in groups_of(event)}))
-        if pairs:
-            run_for_listeners(layer, _send, layer, pairs)
+        _publish(layer, list(events))
         return
     # The messages are made on the publisher's thread, which runs while the committing thread
     # waits on the database: the events of a committed step do not change.
     _publisher.put(list(events))
+
+
+def _publish(layer, events: list) -> None:
+    """Which of the events' groups anybody listens to (with Redis, one round trip), then the
+    messages for those alone, sent."""
+    pairs = messages_for(events, listened_groups(layer, {group for event in events for group in groups_of(event)}))
+    if pairs:
+        run_for_listeners(layer, _send, layer, pairs)
 
 
 # The event loop that the in-memory layer's consumers wait on (the server's), noted by each
@@ -145,16 +150,6 @@ async def _send(layer, pairs) -> None:
     await asyncio.gather(*(layer.group_send(group, _one(messages)) for group, messages in by_group.items()))
 
 
-async def _publish(layer, events) -> None:
-    # Which of the batch's groups anybody listens to, in one round trip (gndp.channel_layer),
-    # then messages for those alone.
-    groups = {group for event in events for group in groups_of(event)}
-    listening = await layer.listened(groups) if hasattr(layer, "listened") else groups
-    pairs = messages_for(events, listening)
-    if pairs:
-        await _send(layer, pairs)
-
-
 def _one(messages: list[dict]) -> dict:
     if len(messages) == 1:
         return messages[0]
@@ -162,7 +157,7 @@ def _one(messages: list[dict]) -> dict:
 
 
 def _send_batch(events) -> None:
-    thread_loop().run_until_complete(_publish(get_channel_layer(), events))
+    _publish(get_channel_layer(), events)
 
 
 _loops = threading.local()

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs R
 def layer():
     layer = BatchingRedisChannelLayer(hosts=[os.environ.get("REDIS_URL", "")], prefix=f"test-{time.time_ns()}")
     yield layer
-    async_to_sync(layer.flush)()
+    # On this thread's own loop, where the publisher reached Redis: channels-redis keeps its
+    # connections per loop, and closes them on the loop they were made on.
+    live.thread_loop().run_until_complete(layer.flush())
 
 
 def test_only_groups_with_members_that_have_not_expired_are_listened_to(layer):
@@ -43,13 +45,14 @@ def test_the_publisher_sends_each_listened_group_its_events_and_makes_no_message
     events = [maker(ProcessEvent).new(pk=10 + i, process_id=process_id, type="task.completed", payload={})
               for i, process_id in enumerate((1, 2, 1))]
 
-    async def scenario():
+    async def listen():
         channel = await layer.new_channel()
         await layer.group_add("process.1", channel)
-        await live._publish(layer, events)
-        return await layer.receive(channel)
+        return channel
 
-    message = async_to_sync(scenario)()
+    channel = async_to_sync(listen)()
+    live._publish(layer, events)  # as the publishing thread does
+    message = async_to_sync(layer.receive)(channel)
     assert message["type"] == "event.batch" and [event["id"] for event in message["events"]] == [10, 12]
     assert live.messages_for(events, {"process.1"}) == [
         ("process.1", {"type": "event.message", "event": events[0].as_message()}),
