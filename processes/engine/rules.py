@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import Any, Callable, Final, Mapping
+from typing import Any, Callable, Final, Mapping, TypeAlias
 
 OPERATORS: Final = frozenset(
     {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists", "between", "startswith"}
@@ -108,11 +108,8 @@ def json_problems(
 
     Iterative, so the depth bound is reported instead of overflowing the stack.
     """
-    if type(value) in _PLAIN_SCALARS:
+    if _plain_json(value, max_depth, max_items):
         return []
-    if (type(value) is list and len(value) < max_items and max_depth > 1
-            and all(type(item) in _PLAIN_SCALARS for item in value)):
-        return []  # a flat list of plain values (an `in` list): what the walk below would find
     problems: list[str] = []
     stack: list[tuple[Any, str, int]] = [(value, place, 1)]
     seen = 0
@@ -148,6 +145,14 @@ def json_problems(
     return problems
 
 
+def _plain_json(value: Any, max_depth: int = MAX_DEPTH, max_items: int = MAX_VALUE_ITEMS) -> bool:
+    # The common values, known to be JSON without the walk that names each problem: a plain
+    # scalar, or a flat list of them (an `in` list).
+    kind = type(value)
+    return kind in _PLAIN_SCALARS or (
+        kind is list and len(value) < max_items and max_depth > 1 and _PLAIN_SCALARS.issuperset(map(type, value)))
+
+
 class _BadKey:
     """A mapping key that JSON cannot hold, waiting on the walk stack to be reported."""
 
@@ -160,38 +165,50 @@ class _BadKey:
 # --- validation ---------------------------------------------------------------------------
 
 
+# A leaf's place is written out only for a problem: evaluation re-validates every tree, and
+# the places of a valid one's thousand leaves would be most of the work. Until then it is a
+# `_Path`: a place, or (its group's place, the group's key or None, its index or None).
+_Path: TypeAlias = "str | tuple[str, str | None, int | None]"
+
+
+def _place(path: _Path) -> str:
+    if type(path) is str:
+        return path
+    where, key, index = path
+    return f"{where}[{index}]" if key is None else f"{where}.{key}" if index is None else f"{where}.{key}[{index}]"
+
+
 def validate_condition(cond: Any, place: str) -> list[str]:
     """Every problem of one condition or group, each as `"<place>: <message>"`."""
     problems: list[str] = []
     if isinstance(cond, list):
         if not cond:
             return [f"{place}: must not be empty"]
-        stack = [(item, f"{place}[{i}]", 2) for i, item in reversed(list(enumerate(cond)))]
+        stack: list[tuple[Any, _Path, int]] = [(item, (place, None, i), 2) for i, item in reversed(list(enumerate(cond)))]
     else:
         stack = [(cond, place, 1)]
     nodes = 0
     while stack:
-        node, where, depth = stack.pop()
+        node, path, depth = stack.pop()
         nodes += 1
         if nodes > MAX_NODES:
             problems.append(f"{place}: more than {MAX_NODES} conditions")
             break
         if depth > MAX_DEPTH:
-            problems.append(f"{where}: nested deeper than {MAX_DEPTH} levels")
+            problems.append(f"{_place(path)}: nested deeper than {MAX_DEPTH} levels")
             continue
         if not isinstance(node, dict):
-            problems.append(f"{where}: expected a condition or a group (all, any, not), got {show(node)}")
+            problems.append(f"{_place(path)}: expected a condition or a group (all, any, not), got {show(node)}")
             continue
         if not _GROUP_KEY_SET.isdisjoint(node):
-            children = _group_children(node, where, problems)
-            stack.extend((child, child_place, depth + 1) for child, child_place in reversed(children))
+            stack.extend(_group_children(node, _place(path), depth, problems))
         else:
-            problems.extend(_leaf_problems(node, where))
+            problems.extend(_leaf_problems(node, path))
     return problems
 
 
-def _group_children(node: dict[Any, Any], where: str, problems: list[str]) -> list[tuple[Any, str]]:
-    """Check a group's own shape; return its children (with their places) to walk."""
+def _group_children(node: dict[Any, Any], where: str, depth: int, problems: list[str]) -> list[tuple[Any, _Path, int]]:
+    """Check a group's own shape; return its children to walk, last first."""
     present = [key for key in GROUP_KEYS if key in node]
     for key in node:
         if key not in GROUP_KEYS:
@@ -205,16 +222,23 @@ def _group_children(node: dict[Any, Any], where: str, problems: list[str]) -> li
         if not isinstance(body, dict):
             problems.append(f"{where}.not: expected a condition or a group, got {show(body)}")
             return []
-        return [(body, f"{where}.not")]
+        return [(body, (where, "not", None), depth + 1)]
     if not isinstance(body, list):
         problems.append(f"{where}.{key}: expected a list of conditions, got {show(body)}")
         return []
     if not body:
         problems.append(f"{where}.{key}: must not be empty")
-    return [(child, f"{where}.{key}[{i}]") for i, child in enumerate(body)]
+    depth += 1
+    return [(body[i], (where, key, i), depth) for i in range(len(body) - 1, -1, -1)]
 
 
-def _leaf_problems(node: dict[Any, Any], where: str) -> list[str]:
+def _leaf_problems(node: dict[Any, Any], path: _Path) -> list[str]:
+    operator = node.get("operator")
+    if (type(operator) is str and operator in OPERATORS and node.keys() <= LEAF_KEYS and is_field_path(node.get("field"))
+            and (operator == "exists" or "value" in node and _plain_json(node["value"])
+                 and _value_message(operator, node["value"]) is None)):
+        return []  # the common leaf, whose checks below would each pass
+    where = _place(path)
     problems: list[str] = []
     for key in node:
         if key not in LEAF_KEYS:
@@ -227,7 +251,6 @@ def _leaf_problems(node: dict[Any, Any], where: str) -> list[str]:
     if "operator" not in node:
         problems.append(f"{where}.operator: required")
         return problems
-    operator = node["operator"]
     if not isinstance(operator, str) or operator not in OPERATORS:
         problems.append(f"{where}.operator: unknown operator {show(operator)}")
         return problems
@@ -281,13 +304,18 @@ def evaluate(cond: Any, context: Any) -> bool:
 
 
 def _holds(node: Any, context: Any) -> bool:
-    # Recursion is safe here: validation bounded the depth to MAX_DEPTH.
-    if isinstance(node, list):
-        return all(_holds(child, context) for child in node)
-    if "all" in node:
-        return all(_holds(child, context) for child in node["all"])
+    # Recursion is safe here: validation bounded the depth to MAX_DEPTH. Loops, not all() and
+    # any() over generators: a maximal tree is a thousand calls, each paying for its generator.
+    if isinstance(node, list) or "all" in node:
+        for child in node if isinstance(node, list) else node["all"]:
+            if not _holds(child, context):
+                return False
+        return True
     if "any" in node:
-        return any(_holds(child, context) for child in node["any"])
+        for child in node["any"]:
+            if _holds(child, context):
+                return True
+        return False
     if "not" in node:
         return not _holds(node["not"], context)
     actual = lookup(context, node["field"])
@@ -382,6 +410,9 @@ def _is_in(actual: Any, value: list[Any]) -> bool:
     # `strict_equal` item by item, its common cases inlined: a string, flag or null equals
     # only its own type; a number equals numbers (1 == 1.0), never a flag.
     kind = type(actual)
+    if kind in _PLAIN_SCALARS or kind is float:
+        if actual not in value:
+            return False  # `in` finds every item the checks below would: they only refuse more
     if kind is str or kind is bool or actual is None:
         return any(type(item) is kind and item == actual for item in value)
     if kind is int or kind is float:

@@ -449,7 +449,7 @@ def test_evaluation_of_a_maximal_condition_is_fast():
     cond = {"any": [leaf("a.b", "in", [1, 2, 3, 4, 5]) for _ in range(rules.MAX_NODES - 1)]}
     context = {"a": {"b": 99}}
 
-    best = min(_timed(lambda: evaluate(cond, context)) for _ in range(5))
+    best = min(_timed(lambda: evaluate(cond, context)) for _ in range(10))
 
     assert best < 0.010  # catalogue S4: always under 10 ms
 
