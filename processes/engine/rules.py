@@ -26,6 +26,9 @@ MAX_DEPTH: Final = 32  # groups nested deeper than this are rejected
 MAX_NODES: Final = 1000  # conditions and groups in one tree
 MAX_VALUE_ITEMS: Final = 10_000  # scalars, lists and mappings inside one JSON value
 MAX_PATH_LENGTH: Final = 200
+# Evaluation fails closed on a tree that does not validate, and says why with its first few
+# problems: the rest of a hostile tree's thousands would be work for nobody.
+EVALUATION_PROBLEMS: Final = 10
 
 # Lower-case segments only, at most 8 of them; dunder segments are refused separately.
 _FIELD_PATH: Final = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z0-9_]+){0,7}")
@@ -178,8 +181,9 @@ def _place(path: _Path) -> str:
     return f"{where}[{index}]" if key is None else f"{where}.{key}" if index is None else f"{where}.{key}[{index}]"
 
 
-def validate_condition(cond: Any, place: str) -> list[str]:
-    """Every problem of one condition or group, each as `"<place>: <message>"`."""
+def validate_condition(cond: Any, place: str, *, limit: int | None = None) -> list[str]:
+    """Every problem of one condition or group, each as `"<place>: <message>"`; with a limit,
+    the first `limit` of them."""
     problems: list[str] = []
     if isinstance(cond, list):
         if not cond:
@@ -188,7 +192,7 @@ def validate_condition(cond: Any, place: str) -> list[str]:
     else:
         stack = [(cond, place, 1)]
     nodes = 0
-    while stack:
+    while stack and (limit is None or len(problems) < limit):
         node, path, depth = stack.pop()
         nodes += 1
         if nodes > MAX_NODES:
@@ -204,7 +208,7 @@ def validate_condition(cond: Any, place: str) -> list[str]:
             stack.extend(_group_children(node, _place(path), depth, problems))
         else:
             problems.extend(_leaf_problems(node, path))
-    return problems
+    return problems[:limit]
 
 
 def _group_children(node: dict[Any, Any], where: str, depth: int, problems: list[str]) -> list[tuple[Any, _Path, int]]:
@@ -297,7 +301,7 @@ def evaluate(cond: Any, context: Any) -> bool:
     The condition is validated again first: evaluation is the last line of defence, and
     a tree that was tampered with after load time must fail closed, not run.
     """
-    problems = validate_condition(cond, "condition")
+    problems = validate_condition(cond, "condition", limit=EVALUATION_PROBLEMS)
     if problems:
         raise ConditionError(problems)
     return _holds(cond, context)

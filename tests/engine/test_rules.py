@@ -454,6 +454,25 @@ def test_evaluation_of_a_maximal_condition_is_fast():
     assert best < 0.010  # catalogue S4: always under 10 ms
 
 
+def test_evaluation_of_a_maximal_hostile_condition_fails_closed_fast_with_its_first_problems():
+    bad = {"field": "A", "operator": "__import__", "value": 1, "op": "x"}  # three problems a leaf
+    cond = {"any": [bad] * (rules.MAX_NODES - 1)}
+
+    with pytest.raises(ConditionError) as raised:
+        evaluate(cond, {})
+    best = min(_timed(lambda: _refused(cond)) for _ in range(10))
+
+    everything = validate_condition(cond, "condition")
+    assert len(everything) == 3 * (rules.MAX_NODES - 1)
+    assert raised.value.problems == everything[:rules.EVALUATION_PROBLEMS]
+    assert best < 0.010  # catalogue S4
+
+
+def _refused(cond) -> None:
+    with pytest.raises(ConditionError):
+        evaluate(cond, {})
+
+
 def _timed(func) -> float:
     # This thread's CPU time, not the wall clock: other work on a busy machine must not count.
     start = time.thread_time()
