@@ -68,7 +68,7 @@ def journey_summaries(user) -> list[dict[str, Any]]:
 def all_workflows() -> list[dict[str, Any]]:
     """Every journey, phase and module of the latest versions, in reading order (what the
     simulation page offers: simulating starts nothing)."""
-    return _workflow_rows(lambda version_id, found: list(found))
+    return _workflow_rows(lambda version_id, found: start_rights.reading_order(versions.definition_of(version_id)))
 
 
 def startable_workflows(user) -> list[dict[str, Any]]:

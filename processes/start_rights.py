@@ -93,6 +93,8 @@ def reading_order(definition: dict[str, Any]) -> list[str]:
 
 
 def _who(rule: StartRule) -> str:
+    if rule.everyone:
+        return "every active user"
     if rule.roles:
         return "members of " + ", ".join(sorted(rule.roles))
     return "only administrators"

@@ -176,7 +176,9 @@ def test_the_api_refuses_with_the_contracts_error_body_and_starts_nothing(people
     publish()
 
     def post(user, workflow_id):
-        body = {"journey_id": workflow_id, "contexts": [{}, {}]} if path.endswith("bulk") else {"journey_id": workflow_id}
+        body = {"journey_id": workflow_id}
+        if path.endswith("bulk"):
+            body["contexts"] = [{}, {}]
         return api_for(user).post(path, body, format="json")
 
     stranger = post(people.nobody, "journey-small")
@@ -249,6 +251,17 @@ def test_the_start_page_offers_only_what_the_user_may_start(people):
     assert offered(page_for(people.clerk).get("/processes/start/")) == ["journey-small", "module-review"]
     assert offered(page_for(people.admin).get("/processes/start/")) == [
         "journey-small", "phase-intake", "module-intake", "phase-review", "module-review"]
+
+
+def test_the_journey_page_says_who_starts_it_and_what_the_user_may(people):
+    publish({"by": ["role-checker"], "parts": ["phase-review"]})
+
+    clerk = page_for(people.clerk).get("/journeys/journey-small/").content.decode()
+    checker = page_for(people.checker).get("/journeys/journey-small/").content.decode()
+
+    assert "Started by role-checker; on their own also phase-review." in clerk
+    assert "You may start" not in clerk
+    assert "You may start journey-small, phase-review" in checker
 
 
 def test_a_start_posted_past_the_page_is_refused_with_a_403_page(people):
