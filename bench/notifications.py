@@ -50,7 +50,12 @@ def main() -> None:
     from tasks.people import save_workflow_user
 
     publish_journey(chain_journey(2))
+    from django.contrib.auth.models import Permission
+
+    # The starter is in no role (its processes' tasks go to the members only), so it starts
+    # them with the permission to start any journey.
     starter = save_workflow_user("bench-starter", roles=[]).user
+    starter.user_permissions.add(Permission.objects.get(codename="start_any_journey"))
     for n in range(4):
         save_workflow_user(f"bench-member-{n}", roles=["role-bench"])
     first_event = ProcessEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0

@@ -36,11 +36,11 @@ class JourneyViewSet(viewsets.ViewSet):
 
     @extend_schema(responses=JourneySummarySerializer(many=True))
     def list(self, request):
-        return Response(selectors.journey_summaries())
+        return Response(selectors.journey_summaries(request.user))
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def retrieve(self, request, journey_id=None):
-        return Response(selectors.journey_detail(journey_id))
+        return Response(selectors.journey_detail(journey_id, request.user))
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: JourneyImportResultSerializer, 201: JourneyImportResultSerializer})
     @action(detail=False, methods=["post"], url_path="import")

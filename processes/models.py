@@ -107,7 +107,11 @@ class ProcessInstance(models.Model):
                                   help_text="row_hash of the newest chained event")
 
     class Meta:
-        permissions = [("view_all_processes", "Can see every process, not only the team's")]
+        permissions = [
+            ("view_all_processes", "Can see every process, not only the team's"),
+            # processes.start_rights: past every journey's `start` rule.
+            ("start_any_journey", "Can start any journey, phase or module"),
+        ]
         indexes = [
             models.Index(fields=["status", "-started_at"], name="process_status_idx"),
             models.Index(fields=["workflow_id", "status"], name="process_workflow_idx"),

@@ -8,8 +8,9 @@ from django.db.models import OuterRef, QuerySet, Subquery
 
 from tasks.access import visible_processes
 
-from . import versions
+from . import start_rights, versions
 from .engine import core
+from .engine.blueprint import containers
 from .errors import NotFound
 from .models import ProcessInstance, WorkflowVersion
 from .runtime import runtime_of
@@ -47,21 +48,56 @@ def graph_of(process: ProcessInstance) -> dict[str, list[dict[str, Any]]]:
     return {"nodes": nodes, "edges": edges}
 
 
-def journey_summaries() -> list[dict[str, Any]]:
+def _latest_versions() -> list[dict[str, Any]]:
     newest = WorkflowVersion.objects.filter(journey_id=OuterRef("journey_id")).order_by("-number").values("number")[:1]
-    rows = (WorkflowVersion.objects.filter(number=Subquery(newest)).order_by("journey_id")
-            .values("journey_id", "name", "number"))
-    return [{"id": row["journey_id"], "name": row["name"], "latest_version": row["number"]} for row in rows]
+    return list(WorkflowVersion.objects.filter(number=Subquery(newest)).order_by("journey_id")
+                .values("pk", "journey_id", "name", "number"))
 
 
-def journey_detail(journey_id: str) -> dict[str, Any]:
+def journey_summaries(user) -> list[dict[str, Any]]:
+    """Every journey's latest version, and what of it `user` may start (`may_start`: the
+    journey itself; `startable`: the journey, phases and modules, in reading order)."""
+    summaries = []
+    for row in _latest_versions():
+        startable = start_rights.startable(user, row["pk"])
+        summaries.append({"id": row["journey_id"], "name": row["name"], "latest_version": row["number"],
+                          "may_start": row["journey_id"] in startable, "startable": startable})
+    return summaries
+
+
+def all_workflows() -> list[dict[str, Any]]:
+    """Every journey, phase and module of the latest versions, in reading order (what the
+    simulation page offers: simulating starts nothing)."""
+    return _workflow_rows(lambda version_id, found: start_rights.reading_order(versions.definition_of(version_id)))
+
+
+def startable_workflows(user) -> list[dict[str, Any]]:
+    """The journeys, phases and modules of the latest versions that `user` may start, in
+    reading order (what the start page offers)."""
+    return _workflow_rows(lambda version_id, found: start_rights.startable(user, version_id))
+
+
+def _workflow_rows(chosen) -> list[dict[str, Any]]:
+    rows = []
+    for version in _latest_versions():
+        found = containers(versions.definition_of(version["pk"]))
+        for container_id in chosen(version["pk"], found):
+            kind, atoms = found[container_id]
+            rows.append({"id": container_id, "kind": kind, "journey": version["name"], "atoms": len(atoms)})
+    return rows
+
+
+def journey_detail(journey_id: str, user) -> dict[str, Any]:
+    """A journey's latest definition, its start rule, and what of it `user` may start."""
     version_rows = list(WorkflowVersion.objects.filter(journey_id=journey_id).order_by("-number")
-                        .values("number", "hash", "created_at"))
+                        .values("pk", "number", "hash", "created_at"))
     if not version_rows:
         raise NotFound(f"no journey named {journey_id!r}")
-    definition = versions.definition_of(
-        WorkflowVersion.objects.only("pk").get(journey_id=journey_id, number=version_rows[0]["number"]).pk
-    )
+    latest_id = version_rows[0].pop("pk")
+    for row in version_rows[1:]:
+        del row["pk"]
+    definition = versions.definition_of(latest_id)
+    startable = start_rights.startable(user, latest_id)
     return {
         "id": journey_id,
         "name": definition["journey"]["name"],
@@ -73,6 +109,9 @@ def journey_detail(journey_id: str) -> dict[str, Any]:
         "atoms": definition["atoms"],
         "edges": definition["edges"],
         "rules": definition["rules"],
+        "start": start_rights.declared_rule(latest_id),
+        "may_start": journey_id in startable,
+        "startable": startable,
     }
 
 

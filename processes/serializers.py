@@ -121,3 +121,8 @@ class JourneySummarySerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
     latest_version = serializers.IntegerField()
+    may_start = serializers.BooleanField(help_text="Whether the caller may start the journey itself.")
+    startable = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The journey, phases and modules the caller may start (POST /api/processes/start), in reading order.",
+    )

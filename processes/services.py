@@ -15,7 +15,7 @@ from monitoring.clocks import restart_clocks, stop_clocks
 from tasks import lookahead
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 
-from . import sensitive, versions
+from . import sensitive, start_rights, versions
 from .engine import core
 from .errors import Conflict, InvalidInput, NotFound
 from .events import EventLog
@@ -34,11 +34,15 @@ def lock_process(process_id: Any) -> ProcessInstance:
 def start_process(
     *, workflow_id: str, context: Any = None, user=None, business_key: str | None = None
 ) -> ProcessInstance:
-    """Start the latest version of a journey, phase or module."""
+    """Start the latest version of a journey, phase or module, for `user` if it may
+    (processes.start_rights: 403 otherwise, before the input is looked at). `user=None` is
+    the engine or an operator's own code, started by no one: no person's rights apply."""
+    version = versions.resolve_workflow(workflow_id)
+    if user is not None:
+        start_rights.require_start(user, version.pk, workflow_id)
     context = {} if context is None else context
     if not isinstance(context, dict):
         raise InvalidInput("context must be a JSON object", details={"context": "must be a JSON object"})
-    version = versions.resolve_workflow(workflow_id)
     blueprint = versions.get_blueprint(version.pk, workflow_id)
     step = core.start(blueprint, context)
     # The row is created by this transaction: nobody else can append to it before the commit.
@@ -102,9 +106,15 @@ def start_processes(
     the events, in a few statements. Batches commit one by one, so routing never holds the
     people's profile rows for long. Should a batch fail after all (a business key taken
     meanwhile), the batches before it stay started and the error says how many.
+
+    Who may start comes first, as for one start (`user=None`: the engine or an operator's
+    own code): a caller who may not start learns nothing about the business keys.
     """
     from tasks.routing import BatchRouter
 
+    version = versions.resolve_workflow(workflow_id)
+    if user is not None:
+        start_rights.require_start(user, version.pk, workflow_id)
     keys = list(business_keys) if business_keys is not None else [None] * len(contexts)
     if len(keys) != len(contexts):
         raise InvalidInput("one business key per context", details={"business_keys": "as many as contexts"})
@@ -120,7 +130,6 @@ def start_processes(
     if taken:
         raise Conflict("open processes already have some of these business keys", code="duplicate_business_key",
                        details={"business_keys": taken[:20]})
-    version = versions.resolve_workflow(workflow_id)
     blueprint = versions.get_blueprint(version.pk, workflow_id)
     paths = sensitive.paths_of_version(version.pk, version.journey_id)
     steps = [core.start(blueprint, context or {}) for context in contexts]

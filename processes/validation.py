@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group
 
 from . import handlers, versions
 from .engine.analysis import rule_warnings, workflow_errors
-from .engine.blueprint import Blueprint, UnknownContainer, compile_blueprint
+from .engine.blueprint import Blueprint, StartRule, UnknownContainer, compile_blueprint
 from .journey import JourneyError, normalize
 from .journey import warnings as observations
 
@@ -46,7 +46,20 @@ def validate_workflow(workflow_id: str) -> dict[str, Any]:
     report = validate_definition(definition, workflow_id, known_handlers=handlers.names())
     if report["valid"]:
         report["warnings"] += roles_without_active_members(versions.get_blueprint(version.pk, workflow_id), definition)
+        report["warnings"] += start_warnings(versions.start_rule_of(version.pk), workflow_id)
     return {**report, "version": version.number}
+
+
+def start_warnings(rule: StartRule, workflow_id: str) -> list[str]:
+    """Who can start this workflow, when the answer is: only administrators."""
+    if not rule.allows_part(workflow_id):
+        return [f"journey.start.parts: {workflow_id!r} is not listed, so only administrators can start it on its own"]
+    if rule.everyone or not rule.roles:
+        return []  # an empty `by` is an observation of the file itself
+    if Group.objects.filter(name__in=list(rule.roles), user__is_active=True).exists():
+        return []
+    return [f"journey.start.by: no role that starts {rule.journey_id!r} ({', '.join(sorted(rule.roles))}) "
+            f"has an active member, so only administrators can start it"]
 
 
 def roles_without_active_members(blueprint: Blueprint, definition: dict[str, Any]) -> list[str]:

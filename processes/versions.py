@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 
 from . import handlers
-from .engine.blueprint import Blueprint, compile_blueprint
+from .engine.blueprint import Blueprint, StartRule, compile_blueprint, start_rule
 from .errors import InvalidInput, NotFound
 from .graph import get_store
 from .journey import JourneyError, definition_hash, normalize
@@ -138,3 +138,9 @@ def get_blueprint(version_id: int, container_id: str) -> Blueprint:
 
 def definition_of(version_id: int) -> dict[str, Any]:
     return _definition(version_id)
+
+
+@lru_cache(maxsize=256)
+def start_rule_of(version_id: int) -> StartRule:
+    """Who may start this version, and which of its parts (processes.start_rights checks it)."""
+    return start_rule(_definition(version_id))

@@ -9,10 +9,9 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
 from . import selectors, services
-from .engine.blueprint import containers
 from .errors import ServiceError
-from .models import ProcessStatus, WorkflowVersion
-from .versions import definition_of, latest_version
+from .models import ProcessStatus
+from .versions import latest_version
 
 
 @login_required
@@ -48,7 +47,9 @@ def process_detail(request, process_id: int):
 
 @login_required
 def start(request):
-    workflows = _startable_workflows()
+    """Offers only what the user may start; a start posted past that is refused by the
+    service (a 403 page with the reason), as the API refuses it."""
+    status = 200
     if request.method == "POST":
         workflow_id = request.POST.get("workflow_id", "")
         try:
@@ -60,26 +61,18 @@ def start(request):
                 process = services.start_process(workflow_id=workflow_id, context=initial, user=request.user)
             except ServiceError as exc:
                 messages.error(request, exc.message)
+                status = exc.status
             else:
                 messages.success(request, f"Process {process.pk} started.")
                 return redirect("process-page", process_id=process.pk)
-    return render(request, "processes/start.html", {"workflows": workflows, "posted": request.POST})
-
-
-def _startable_workflows() -> list[dict]:
-    """Every journey, phase and module of the latest versions, in reading order."""
-    rows = []
-    journey_ids = WorkflowVersion.objects.values_list("journey_id", flat=True).distinct().order_by("journey_id")
-    for journey_id in journey_ids:
-        version = latest_version(journey_id)
-        for container_id, (kind, atoms) in containers(definition_of(version.pk)).items():
-            rows.append({"id": container_id, "kind": kind, "journey": version.name, "atoms": len(atoms)})
-    return rows
+    return render(request, "processes/start.html", {
+        "workflows": selectors.startable_workflows(request.user), "posted": request.POST,
+    }, status=status)
 
 
 @login_required
 def journey_detail(request, journey_id: str):
-    detail = selectors.journey_detail(journey_id)
+    detail = selectors.journey_detail(journey_id, request.user)
     version = latest_version(journey_id)
     return render(request, "processes/journey_detail.html", {
         "journey": detail, "graph": selectors.version_graph(version.pk, journey_id),
@@ -91,7 +84,7 @@ def simulate(request):
     """Pick a journey, enter a context (and results), see the simulated path and the prediction."""
     from .simulation import simulation_page, with_sample_results
 
-    workflows = _startable_workflows()
+    workflows = selectors.all_workflows()
     data = request.POST if request.method == "POST" else request.GET
     workflow_id = data.get("workflow_id") or (workflows[0]["id"] if workflows else "")
     page = None

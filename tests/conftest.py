@@ -91,6 +91,7 @@ def _clear_blueprint_cache():
     versions._definition.cache_clear()
     versions._containers.cache_clear()
     versions.get_blueprint.cache_clear()
+    versions.start_rule_of.cache_clear()
     graph.get_store.cache_clear()
 
 

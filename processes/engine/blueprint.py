@@ -155,6 +155,39 @@ def containers(definition: Mapping[str, Any]) -> dict[str, tuple[str, list[str]]
     return found
 
 
+EVERYONE = "everyone"  # `journey.start.by`'s word for every signed-in user
+
+
+@dataclass(frozen=True, slots=True)
+class StartRule:
+    """Who may start a journey version, and which of its phases and modules start on their
+    own (`journey.start` of the file, its defaults resolved). Holders of the permission to
+    start any journey are not part of it: that is the caller's business."""
+
+    journey_id: str
+    everyone: bool
+    roles: frozenset[str]  # members of any of these may start (unless `everyone`)
+    parts: frozenset[str]  # phases and modules that may be started on their own
+    declared: bool  # `start.by` was written (False: the default, the performing roles)
+
+    def allows_part(self, container_id: str) -> bool:
+        return container_id == self.journey_id or container_id in self.parts
+
+
+def start_rule(definition: Mapping[str, Any]) -> StartRule:
+    """The start rule of a normalized definition. Without `start.by`, the roles that perform
+    the journey's human atoms may start it; without `start.parts`, no part starts alone."""
+    journey = definition["journey"]
+    start = journey.get("start", {})
+    by = start.get("by")
+    if by is None:
+        roles = frozenset(atom["performed_by"] for atom in definition["atoms"] if atom.get("performed_by"))
+    else:
+        roles = frozenset() if by == EVERYONE else frozenset(by)
+    return StartRule(journey_id=journey["id"], everyone=by == EVERYONE, roles=roles,
+                     parts=frozenset(start.get("parts", ())), declared=by is not None)
+
+
 def compile_blueprint(definition: Mapping[str, Any], container_id: str | None = None) -> Blueprint:
     """Compile a normalized definition (see processes.journey) for one of its containers."""
     journey = definition["journey"]

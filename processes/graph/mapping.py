@@ -4,6 +4,7 @@
     (:Journey)-[:CONTAINS]->(:Atom)                  atoms not placed in a module
     (:Atom)-[:ENABLES|DEPENDS_ON]->(:Atom)   (:Atom)-[:PERFORMED_BY]->(:Atom {kind: 'role'})
     (:Rule {rule_id, description, conditions_json})
+    (:Journey {start_json})                          who may start it, and which parts alone
 
 Nested values are JSON strings (graph properties cannot hold maps), absent values are
 absent properties (graph properties cannot be null), and `position` keeps file order, on
@@ -56,6 +57,7 @@ def to_graph(definition: Mapping[str, Any]) -> tuple[list[Node], list[Rel]]:
                 sla_target=journey.get("sla", {}).get("target"),
                 sensitive_json=_dumps(journey["sensitive"]) if journey.get("sensitive") else None,
                 privacy_json=_dumps(journey["privacy"]) if journey.get("privacy") else None,
+                start_json=_dumps(journey["start"]) if journey.get("start") else None,
             ),
         )
     ]
@@ -134,6 +136,8 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
         journey["sla"] = {"target": journey_node.props["sla_target"]}
     if "privacy_json" in journey_node.props:
         journey["privacy"] = json.loads(journey_node.props["privacy_json"])
+    if "start_json" in journey_node.props:
+        journey["start"] = json.loads(journey_node.props["start_json"])
 
     atom_nodes = by_label.get("Atom", [])
     roles = []

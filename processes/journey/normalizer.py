@@ -49,8 +49,11 @@ MAX_RETRIES: Final = 20
 
 # Keys each item may have, in the order the canonical form (and so `dump`) writes them.
 TOP_KEYS: Final = ("format", "journey", "roles", "phases", "atoms", "edges", "rules")
-JOURNEY_KEYS: Final = ("id", "name", "description", "sensitive", "sla", "privacy")
+JOURNEY_KEYS: Final = ("id", "name", "description", "sensitive", "sla", "privacy", "start")
 PRIVACY_KEYS: Final = ("subject_key", "personal", "retention")
+START_KEYS: Final = ("by", "parts")
+# `start.by`'s word for every signed-in user, in place of a list of roles.
+EVERYONE: Final = "everyone"
 ROLE_KEYS: Final = ("id", "name", "assignment")
 PHASE_KEYS: Final = ("id", "name", "modules")
 MODULE_KEYS: Final = ("id", "name", "atoms")
@@ -339,7 +342,82 @@ class _Normalizer:
         privacy = self.privacy(value)
         if privacy:
             out["privacy"] = privacy
+        start = self.start(value)
+        if start:
+            out["start"] = start
         return out
+
+    def start(self, journey: dict[Any, Any]) -> dict[str, Any]:
+        """Who may start the journey (`by`: role ids, or `everyone`) and which of its phases
+        and modules may be started on their own (`parts`). Both optional: without `by`, the
+        roles that perform its atoms start it; without `parts`, no part starts on its own.
+        Omitted when it says no more than the defaults, so a file without it keeps its hash."""
+        value = _get(journey, "start")
+        if value is _ABSENT or not self.mapping(value, "journey.start", START_KEYS):
+            return {}
+        out: dict[str, Any] = {}
+        by = self.start_by(value)
+        if by is not None:
+            out["by"] = by
+        parts = self.start_parts(value)
+        if parts:
+            out["parts"] = parts
+        return out
+
+    def start_by(self, start: dict[Any, Any]) -> str | list[str] | None:
+        """`everyone`, or the distinct role ids in file order (an empty list: administrators
+        only); None when absent (the default)."""
+        value = _get(start, "by")
+        if value is _ABSENT:
+            return None
+        place = "journey.start.by"
+        if value == EVERYONE or value == [EVERYONE]:
+            clash = self.everyone_clash()
+            if clash:
+                self.problem(place, clash)
+                return None
+            return EVERYONE
+        if not isinstance(value, list):
+            self.problem(place, f"must be a list of role ids or {EVERYONE!r}, got {show(value)}")
+            return None
+        roles: list[str] = []
+        for i, item in enumerate(value):
+            where = f"{place}[{i}]"
+            if item == EVERYONE:
+                self.problem(where, self.everyone_clash() or f"{EVERYONE!r} cannot be listed with roles")
+                continue
+            role = self.reference(item, where, "role")
+            if role is None:
+                continue
+            if role in roles:
+                self.problem(where, f"duplicate role {show(role)}")
+            else:
+                roles.append(role)
+        return roles
+
+    def everyone_clash(self) -> str | None:
+        # A file may name a role `everyone` (old files keep loading); then the word is ambiguous.
+        if self.kinds.get(EVERYONE) == "role":
+            return f"{EVERYONE!r} is also the id of a role of this file ({self.id_places[EVERYONE]}): rename the role"
+        return None
+
+    def start_parts(self, start: dict[Any, Any]) -> list[str]:
+        """The distinct phase and module ids that may be started on their own, in file order."""
+        parts: list[str] = []
+        for i, item in enumerate(self.list_of(start, "parts", "journey.start.parts")):
+            where = f"journey.start.parts[{i}]"
+            kind = self.kinds.get(item) if isinstance(item, str) else None
+            if not isinstance(item, str):
+                self.problem(where, f"must be the id of a phase or module, got {show(item)}")
+            elif kind is None:
+                self.problem(where, f"unknown phase or module {show(item)}")
+            elif kind not in ("phase", "module"):
+                self.problem(where, f"{show(item)} is {_a(kind)}, not a phase or module of this journey")
+            elif item in parts:
+                self.problem(where, f"duplicate part {show(item)}")
+            else:
+                parts.append(item)
+        return parts
 
     def privacy(self, journey: dict[Any, Any]) -> dict[str, Any]:
         """Data protection: the context path naming the data subject (a borrower), the other

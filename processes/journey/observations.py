@@ -11,6 +11,7 @@ def warnings(defn: Mapping[str, Any]) -> list[str]:
     """Observations on a normalized definition, one line each, naming the place."""
     found: list[str] = []
     found += _unused_roles(defn)
+    found += _start_observations(defn)
     found += _unused_rules(defn)
     found += _atom_observations(defn)
     found += _lonely_defaults(defn)
@@ -19,11 +20,20 @@ def warnings(defn: Mapping[str, Any]) -> list[str]:
 
 def _unused_roles(defn: Mapping[str, Any]) -> list[str]:
     used = {atom.get("performed_by") for atom in defn.get("atoms", [])}
+    starts = defn["journey"].get("start", {}).get("by", [])
+    if isinstance(starts, list):
+        used.update(starts)  # a role that only starts the journey is used too
     return [
         f"roles[{i}]: role {role['id']!r} performs no atom"
         for i, role in enumerate(defn.get("roles", []))
         if role["id"] not in used
     ]
+
+
+def _start_observations(defn: Mapping[str, Any]) -> list[str]:
+    if defn["journey"].get("start", {}).get("by") == []:
+        return ["journey.start.by: an empty list: only administrators can start this journey"]
+    return []
 
 
 def _unused_rules(defn: Mapping[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from processes.models import ProcessInstance
 from processes.services import start_process
 from tasks import services as task_services
 from tasks.models import Profile, TaskInstance
-from tests.factories import UserFactory
+from tests.factories import START_ANY_JOURNEY, UserFactory
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -37,7 +37,7 @@ class Team:
 
 @pytest.fixture
 def team(small_version) -> Team:
-    sam = UserFactory(username="sam")
+    sam = UserFactory(username="sam", permissions=[START_ANY_JOURNEY])  # starts processes; in no role
     mona = UserFactory(username="mona")
     clara = UserFactory(username="clara", roles=["role-clerk"])
     chet = UserFactory(username="chet", roles=["role-checker"])

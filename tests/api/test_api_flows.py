@@ -109,7 +109,9 @@ def test_journey_import_and_detail(db, admin_user, small_definition):
     assert unchanged.status_code == 200 and unchanged.json()["hash"] == created.json()["hash"]
     assert broken.status_code == 400
     assert "edges[0].to: unknown atom 'atom-x'" in broken.json()["error"]["details"]["problems"]
-    assert listing == [{"id": "journey-small", "name": "Small loan", "latest_version": 1}]
+    assert listing == [{"id": "journey-small", "name": "Small loan", "latest_version": 1, "may_start": True,
+                        "startable": ["journey-small", "phase-intake", "module-intake", "phase-review",
+                                      "module-review"]}]  # a superuser starts any part
     assert [v["number"] for v in detail["versions"]] == [1] and len(detail["atoms"]) == 8
 
 

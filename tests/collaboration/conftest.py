@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from processes.services import start_process
 from tasks import services as task_services
 from tasks.models import Profile, TaskInstance
-from tests.factories import UserFactory
+from tests.factories import START_ANY_JOURNEY, UserFactory
 
 
 @dataclass
@@ -28,7 +28,7 @@ class World:
 
 @pytest.fixture
 def world(small_version) -> World:
-    sam = UserFactory(username="sam")
+    sam = UserFactory(username="sam", permissions=[START_ANY_JOURNEY])  # starts processes; in no role
     mona = UserFactory(username="mona")
     clara = UserFactory(username="clara", roles=["role-clerk"])
     chet = UserFactory(username="chet", roles=["role-checker"])

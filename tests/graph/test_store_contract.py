@@ -146,3 +146,36 @@ def test_publishing_through_neo4j_gives_the_embedded_version_hash(db, neo4j_sett
     assert published.created is False
     assert published.version.hash == embedded.hash
     assert resolve_workflow(definition()["phases"][0]["id"]) == embedded
+
+
+def with_start(start: dict | None) -> dict:
+    data = yaml.safe_load(SMALL_JOURNEY)
+    if start is not None:
+        data["journey"]["start"] = start
+    return normalize(data, known_handlers=handlers.names())
+
+
+@pytest.mark.parametrize("start", [
+    {"by": "everyone"},
+    {"by": []},
+    {"by": ["role-checker"], "parts": ["phase-review", "module-intake"]},
+    {"parts": ["module-review"]},
+], ids=["everyone", "nobody", "roles-and-parts", "parts-only"])
+def test_the_start_rule_round_trips_and_a_later_save_without_it_drops_it(store, start):
+    # given
+    journey = with_start(start)
+
+    # when
+    store.save_journey(journey)
+    stored = normalize(store.get_journey("journey-small"), known_handlers=handlers.names())
+
+    # then: kept exactly, and part of the version hash
+    assert stored["journey"]["start"] == start
+    assert definition_hash(stored) == definition_hash(journey) != definition_hash(with_start(None))
+
+    # when: the journey is saved again without the key
+    store.save_journey(with_start(None))
+
+    # then: the stored graph says nothing about starting any more
+    assert "start" not in store.get_journey("journey-small")["journey"]
+    assert stored_hash(store, "journey-small") == definition_hash(with_start(None))

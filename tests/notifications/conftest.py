@@ -13,12 +13,12 @@ from django.test import Client
 from gndp.asgi import application
 
 from tasks.models import Profile, TaskInstance
-from tests.factories import UserFactory
+from tests.factories import START_ANY_JOURNEY, UserFactory
 
 
 @dataclass
 class People:
-    sam: object  # starts processes; in no role
+    sam: object  # starts processes (with the permission to start any journey); in no role
     clara: object  # role-clerk, reports to mona
     clive: object  # role-clerk, joins after clara (routing picks clara first)
     chet: object  # role-checker (a queue)
@@ -28,7 +28,7 @@ class People:
 
 @pytest.fixture
 def people(small_version) -> People:
-    sam = UserFactory(username="sam", email="sam@example.com")
+    sam = UserFactory(username="sam", email="sam@example.com", permissions=[START_ANY_JOURNEY])
     mona = UserFactory(username="mona", email="mona@example.com")
     clara = UserFactory(username="clara", roles=["role-clerk"], email="clara@example.com")
     clive = UserFactory(username="clive", roles=["role-clerk"], email="clive@example.com")

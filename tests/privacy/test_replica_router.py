@@ -18,7 +18,7 @@ from gndp.db_router import REPLICA, ReplicaRoutingMiddleware, replica_reads
 from processes.models import ProcessInstance
 from processes.services import start_process
 from tasks.models import Profile
-from tests.factories import UserFactory
+from tests.factories import START_ANY_JOURNEY, UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -68,7 +68,7 @@ def test_monitoring_reads_go_to_the_replica_and_other_requests_to_the_primary(re
 
 
 def test_a_read_after_a_write_in_one_request_stays_on_the_primary(replica, small_version):
-    user = UserFactory(username="rita")
+    user = UserFactory(username="rita", permissions=[START_ANY_JOURNEY])
     start_process(workflow_id="journey-small", user=user)
 
     def report(request):
@@ -90,7 +90,7 @@ def test_a_read_after_a_write_in_one_request_stays_on_the_primary(replica, small
 
 
 def test_reads_in_transactions_and_outside_reporting_stay_on_the_primary(replica, small_version):
-    start_process(workflow_id="journey-small", user=UserFactory(username="tom"))
+    start_process(workflow_id="journey-small", user=UserFactory(username="tom", permissions=[START_ANY_JOURNEY]))
     with CaptureQueriesContext(connections["default"]) as primary, CaptureQueriesContext(replica) as standby:
         assert ProcessInstance.objects.count() == 1  # the engine, a job: no reporting unit
         with replica_reads():

@@ -26,7 +26,7 @@ from tasks import access
 from tasks import services as task_services
 from tasks.models import Profile, TaskInstance
 from tests.conftest import ROOT
-from tests.factories import UserFactory
+from tests.factories import START_ANY_JOURNEY, UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -58,7 +58,7 @@ def people(small_version):
     clara = UserFactory(username="clara", roles=["role-clerk"])
     carl = UserFactory(username="carl", roles=["role-clerk"])
     chet = UserFactory(username="chet", roles=["role-checker"])
-    outsider = UserFactory(username="olga")
+    outsider = UserFactory(username="olga", permissions=[START_ANY_JOURNEY])  # starts one process; in no role
     auditor = UserFactory(username="aude", roles=["auditors"])
     Group.objects.get(name="auditors").permissions.add(
         Permission.objects.get(codename="view_all_tasks"), Permission.objects.get(codename="view_all_processes"))

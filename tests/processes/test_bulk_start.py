@@ -111,14 +111,15 @@ def test_the_command_starts_them_and_says_how_fast(clerks, tmp_path, capsys):
 
     contexts = tmp_path / "contexts.json"
     contexts.write_text('[{"ref": 1}, {"ref": 2}]')
-    call_command("start_processes", "journey-small", "--count", "4", "--context", '{"ref": 0}')
-    call_command("start_processes", "journey-small", "--contexts", str(contexts))
+    call_command("start_processes", "journey-small", "--count", "4", "--context", '{"ref": 0}', "--user", "clerk0")
+    call_command("start_processes", "journey-small", "--contexts", str(contexts), "--operator")
     out = capsys.readouterr().out
 
-    assert "started 4 processes of journey-small" in out and "started 2 processes" in out
+    assert "started 4 processes of journey-small as clerk0" in out and "started 2 processes" in out
+    assert "as the operator" in out
     assert sorted(ProcessInstance.objects.values_list("context__ref", flat=True)) == [0, 0, 0, 0, 1, 2]
-    for bad in (["--count", "0"], ["--contexts", str(tmp_path / "missing.json")], ["--count", "2", "--context", "{"],
-                [], ["--count", "1", "--user", "nobody"]):
+    for bad in (["--count", "0", "--operator"], ["--contexts", str(tmp_path / "missing.json"), "--operator"],
+                ["--count", "2", "--context", "{", "--operator"], ["--operator"], ["--count", "1", "--user", "nobody"]):
         with pytest.raises(SystemExit) as failed:
             call_command("start_processes", "journey-small", *bad)
         assert failed.value.code == 1

@@ -23,7 +23,9 @@ HYPOTHESIS = settings(max_examples=25, deadline=None,
 def publish_and_run(raw, results, pick):
     """Publish a random workflow, run it live, completing human tasks in `pick` order."""
     user = UserFactory(username="worker", roles=["role-x"])
-    raw = {**raw, "journey": {"id": f"journey-random-{ProcessInstance.objects.count()}", "name": "random"}}
+    # Started by role-x: a drawn workflow may have no human atom, and so no performing role.
+    raw = {**raw, "journey": {"id": f"journey-random-{ProcessInstance.objects.count()}", "name": "random",
+                              "start": {"by": ["role-x"]}}}
     version = versions.publish_journey(raw).version
     blueprint = versions.get_blueprint(version.pk, version.journey_id)
     process = start_process(workflow_id=version.journey_id, user=user, context={"x": 5})

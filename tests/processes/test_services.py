@@ -152,7 +152,8 @@ def test_failing_handler_retries_then_fails_the_process_and_admin_retry_resumes(
     from processes.versions import publish_journey
 
     publish_journey({
-        "format": "gndp-journey/1", "journey": {"id": "journey-fail", "name": "Fails"},
+        "format": "gndp-journey/1",
+        "journey": {"id": "journey-fail", "name": "Fails", "start": {"by": ["role-clerk"]}},  # no atom's role
         "roles": [{"id": "role-clerk", "name": "Clerk"}],
         "atoms": [{"id": "atom-boom", "name": "Boom", "kind": "system", "handler": "fail", "retries": 2,
                    "params": {"message": "bank is down"}}],

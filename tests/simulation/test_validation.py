@@ -255,4 +255,7 @@ def test_a_role_with_no_active_member(db, members):
 
     assert report["valid"] is True
     assert report["warnings"] == [
-        "roles[0]: role 'role-x' has no active member, so the tasks of atom-a, atom-b will wait unassigned"]
+        "roles[0]: role 'role-x' has no active member, so the tasks of atom-a, atom-b will wait unassigned",
+        # role-x also starts the journey (the default: the roles that perform its atoms)
+        "journey.start.by: no role that starts 'journey-t' (role-x) has an active member, "
+        "so only administrators can start it"]
