@@ -49,3 +49,10 @@ urlpatterns = [path("api/", include(router.urls)), *pages] + [
     path("accounts/", include("django.contrib.auth.urls")),
     path("metrics", metrics_view, name="metrics"),
 ]
+
+# Refusals and failures outside a view: the contract's JSON body under /api/, the error page
+# elsewhere; never Django's debug pages (gndp.error_pages).
+handler400 = "gndp.error_pages.bad_request"
+handler403 = "gndp.error_pages.permission_denied"
+handler404 = "gndp.error_pages.page_not_found"
+handler500 = "gndp.error_pages.server_error"

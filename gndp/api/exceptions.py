@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -26,6 +27,12 @@ def handle(exc, context) -> Response:
         # The database refused a value (a NUL byte, a number out of range): bad input, and
         # the service's transaction has already rolled back.
         return Response(error_body("invalid", "a value could not be stored", {"detail": "invalid value"}), status=400)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own bound on a body it reads for a view (DATA_UPLOAD_MAX_MEMORY_SIZE).
+        return Response(error_body("too_large", "the request body is too large"), status=413)
+    if isinstance(exc, SuspiciousOperation):
+        # Too many fields or files, a malformed multipart body: bad input, never a 500.
+        return Response(error_body("invalid", "the request could not be read"), status=400)
     if isinstance(exc, Http404):
         return Response(error_body("not_found", "not found"), status=404)
     if isinstance(exc, DjangoPermissionDenied):
