@@ -8,29 +8,20 @@ parser): the REST parsers, the pages that take JSON text, the journey files, the
 management commands' options. The limits are settings: GNDP_JSON_MAX_BYTES and
 GNDP_JSON_MAX_DEPTH, and GNDP_JOURNEY_MAX_BYTES and GNDP_JOURNEY_MAX_DEPTH for journeys.
 
-The depth is measured on the text, before parsing, in linear time: strings are cut out
-(brackets inside them do not count), and the running count of `[`/`{` against `]`/`}`
-must stay within the limit. A text with fewer brackets than the limit cannot exceed it,
-so the usual small body costs two `bytes.count` calls.
+The depth is measured on the text, before parsing, in linear time
+(`processes.journey.nesting`); the usual small body costs two `bytes.count` calls.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from array import array
-from itertools import accumulate
 from typing import Any
 
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
 from processes.errors import InvalidInput, TooLarge
-
-_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
-_NOT_BRACKET = re.compile(rb"[^\[\]{}]++")
-# Opening brackets count +1 and closing ones -1 (255 is -1 as a signed byte).
-_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+from processes.journey.nesting import json_nesting_exceeds, overflow_path
 
 
 def json_limits() -> tuple[int, int]:
@@ -46,19 +37,11 @@ def too_large(what: str, max_bytes: int) -> TooLarge:
                     details={what: f"at most {max_bytes} bytes"})
 
 
-def too_deep(what: str, max_depth: int) -> InvalidInput:
+def too_deep(what: str, max_depth: int, path: list | None = None) -> InvalidInput:
+    """400 `too_deep`, naming the field (the body's first key on the way down) when known."""
+    field = path[0] if path and isinstance(path[0], str) and path[0] else what
     return InvalidInput(f"the {what} is nested deeper than {max_depth} levels",
-                        details={what: f"at most {max_depth} levels of nesting"}, code="too_deep")
-
-
-def nesting_exceeds(data: bytes, max_depth: int) -> bool:
-    """Whether the JSON text `data` nests arrays and objects deeper than `max_depth`."""
-    if data.count(b"[") + data.count(b"{") <= max_depth:
-        return False
-    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", data))
-    if not brackets:
-        return False
-    return max(accumulate(array("b", brackets.translate(_STEPS)))) > max_depth
+                        details={field: f"at most {max_depth} levels of nesting"}, code="too_deep")
 
 
 def check(data: bytes | str, *, what: str = "body", max_bytes: int | None = None,
@@ -74,8 +57,8 @@ def check(data: bytes | str, *, what: str = "body", max_bytes: int | None = None
         data = data.encode("utf-8", "surrogatepass")
     if len(data) > max_bytes:
         raise too_large(what, max_bytes)
-    if nesting_exceeds(data, max_depth):
-        raise too_deep(what, max_depth)
+    if json_nesting_exceeds(data, max_depth):
+        raise too_deep(what, max_depth, overflow_path(data, max_depth))
     return data
 
 

@@ -174,6 +174,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # collectstatic fills it; WhiteNoise warns while it is missing
 # WhiteNoise serves static files from the app itself, under any ASGI server; straight from
 # the source folders, so no collectstatic is needed to run.
 WHITENOISE_USE_FINDERS = True
