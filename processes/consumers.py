@@ -18,7 +18,7 @@ UNAUTHENTICATED = 4401
 FORBIDDEN = 4403
 MESSAGE_TOO_BIG = 1009
 # The most a client frame may hold: a keep-alive is a few bytes.
-MAX_CLIENT_FRAME = 1024
+MAX_CLIENT_FRAME = 4096
 
 
 class EventConsumer(AsyncJsonWebsocketConsumer):
