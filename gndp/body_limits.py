@@ -101,6 +101,7 @@ def refusal(path: str, message: str, max_bytes: int) -> HttpResponse:
     from gndp.error_pages import error_response
 
     response = error_response(path, 413, message, details={"body": f"at most {max_bytes} bytes"})
+    response["Content-Length"] = str(len(response.content))
     response["Connection"] = "close"
     response["Cache-Control"] = "no-store"
     response["X-Content-Type-Options"] = "nosniff"
@@ -109,9 +110,13 @@ def refusal(path: str, message: str, max_bytes: int) -> HttpResponse:
     return response
 
 
+def size(max_bytes: int) -> str:
+    return filesizeformat(max_bytes).replace("\xa0", " ")
+
+
 def too_large_message(max_bytes: int) -> str:
-    return f"the request body is larger than {filesizeformat(max_bytes)}"
+    return f"the request body is larger than {size(max_bytes)}"
 
 
 def anonymous_message(max_bytes: int) -> str:
-    return f"sign in first: a request without credentials may carry at most {filesizeformat(max_bytes)}"
+    return f"sign in first: a request without credentials may carry at most {size(max_bytes)}"

@@ -72,13 +72,17 @@ class HTTPHandler(ASGIHandler):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         try:
-            body_file = await self.read_limited_body(scope, receive)
+            body_file, size = await self.read_limited_body(scope, receive)
         except RequestAborted:
             return
         except BodyRefused as refused:
             response = await self._in_thread(body_limits.refusal)(scope["path"], refused.message, refused.max_bytes)
             await self.send_response(response, send)
             return
+        if body_limits.declared_length(scope) is None and size:
+            # A chunked body, read whole now: Django parses forms and files only up to the
+            # declared length, and would have found a chunked upload empty.
+            scope = {**scope, "headers": [*scope["headers"], (b"content-length", str(size).encode())]}
         try:
             response = await self._respond_in_thread(scope, body_file)
             try:
@@ -90,7 +94,7 @@ class HTTPHandler(ASGIHandler):
             body_file.close()
 
     async def read_limited_body(self, scope, receive):
-        """The body, spooled as Django's `read_body` does, within the path's limit
+        """The body and its size, spooled as Django's `read_body` does, within the path's limit
         (gndp.body_limits): a declared length over it is refused before anything is read,
         a chunked body as soon as it passes it; without credentials, past the small
         anonymous limit. BodyRefused then; the rest of the body is never read."""
@@ -123,7 +127,7 @@ class HTTPHandler(ASGIHandler):
             body_file.close()
             raise
         body_file.seek(0)
-        return body_file
+        return body_file, size
 
     async def _allowance(self, scope, limit: int, anonymous: int) -> int:
         """The path's limit for a caller with credentials; BodyRefused for one without."""

@@ -33,7 +33,7 @@ def journey_limits() -> tuple[int, int]:
 
 
 def too_large(what: str, max_bytes: int) -> TooLarge:
-    return TooLarge(f"the {what} is larger than {filesizeformat(max_bytes)}",
+    return TooLarge(f"the {what} is larger than {filesizeformat(max_bytes).replace(chr(0xa0), ' ')}",
                     details={what: f"at most {max_bytes} bytes"})
 
 
