@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django import forms
+from django.forms.fields import InvalidJSONInput
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
-from processes.errors import InvalidInput, TooLarge
+from processes.errors import InvalidInput, ServiceError, TooLarge
 from processes.journey.nesting import json_nesting_exceeds, overflow_path
 
 
@@ -71,3 +73,26 @@ def loads(data: bytes | str, *, what: str = "body", max_bytes: int | None = None
         return json.loads(text, **options)
     except RecursionError:  # only with a depth limit set beyond what the parser can take
         raise too_deep(what, max_depth if max_depth is not None else json_limits()[1]) from None
+
+
+class BoundedJSONFormField(forms.JSONField):
+    """Django's JSON form field (the admin's for a JSONField), bounded like the rest: a value
+    nested too deep or too large is a form error, not a RecursionError and a 500."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and not self.disabled:
+            try:
+                check(value, what="value")
+            except ServiceError as exc:
+                raise forms.ValidationError(exc.message, code=exc.code) from None
+        return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        # Shown again with its error: Django parses it once more to show it, so the refused
+        # text is not shown (nor parsed) at all.
+        if isinstance(data, str) and not self.disabled:
+            try:
+                check(data, what="value")
+            except ServiceError:
+                return InvalidJSONInput("")
+        return super().bound_data(data, initial)

@@ -341,3 +341,21 @@ def test_strings_nested_in_a_form_less_result_and_in_contexts_are_bounded(notes,
     assert ProcessInstance.objects.count() == 1
     free.refresh_from_db()
     assert free.status == "pending"
+
+
+def test_the_admins_json_field_refuses_deep_json_as_a_form_error(db):
+    """The one JSON field an administrator edits by hand: a notification preference's channels."""
+    from notifications.models import NotificationPreference
+
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+    preference = NotificationPreference.objects.create(user=admin)
+    client = Client()
+    client.force_login(admin)
+
+    response = client.post(f"/admin/notifications/notificationpreference/{preference.pk}/change/",
+                           {"user": admin.pk, "channels": deep_text(), "timezone": "UTC"})
+
+    assert response.status_code == 200  # the form again, with the error on the field
+    assert "nested deeper than 32 levels" in response.content.decode()
+    preference.refresh_from_db()
+    assert preference.channels == {}
