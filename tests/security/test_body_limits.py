@@ -114,10 +114,15 @@ def chunked(port: int, path: str, total: int, headers: dict[str, str] | None = N
     piece = b"x" * 65536
     chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
     cut_off = False
+    after_answer = 0
     try:
-        while sent < total and not answer:
+        # Sending on after the answer too: a server that stopped reading closed the
+        # connection, and a send fails within a socket buffer or two.
+        while sent < total and after_answer < 32 * MiB:
             sock.sendall(chunk)
             sent += len(piece)
+            if answer:
+                after_answer += len(piece)
         if not answer:
             sock.sendall(b"0\r\n\r\n")
     except (BrokenPipeError, ConnectionResetError):
