@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 
-.PHONY: setup run test bench bench-peers screenshots clean
+.PHONY: setup run dev test bench bench-peers screenshots clean
 
 setup: $(VENV)/.installed static/vendor/.installed
 
@@ -20,6 +20,10 @@ static/vendor/.installed: package.json package-lock.json
 
 run: setup
 	scripts/run.sh
+
+# The same, with Django's debug pages (tracebacks, settings, URL patterns): never on a shared network.
+dev: setup
+	DEBUG=1 scripts/run.sh
 
 test: setup
 	scripts/test.sh

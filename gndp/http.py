@@ -13,6 +13,9 @@ WSGI servers use), and, for a response already rendered, its closing, so that th
 `request_finished` handlers release the database connections of the thread that used them.
 A streaming response (a file download) is closed after it was sent; the connections are
 released before it is sent. The event loop only reads the body and sends the response.
+It reads the body within the limit of the request's path, and a request without
+credentials only a small one (gndp.body_limits): larger ones are answered 413 before the
+body is read, where Django's handler would have spooled all of it first.
 
 `GNDP_HTTP_THREADS` (default 2, at most the database pool's size) is how many requests a
 process works on at once, each holding at most one pooled connection. More threads overlap
@@ -24,6 +27,7 @@ tail latency. Run more processes (uvicorn --workers) for more cores.
 from __future__ import annotations
 
 import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import SyncToAsync
@@ -36,12 +40,20 @@ from django.core.handlers.base import BaseHandler
 from django.http import FileResponse
 from django.urls import set_script_prefix
 
+from gndp import body_limits
+
 
 def thread_count() -> int:
     pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
     connections = pool.get("max_size", 4) if isinstance(pool, dict) else None
     wanted = max(1, int(os.environ.get("GNDP_HTTP_THREADS", "2")))
     return min(wanted, connections) if connections else wanted
+
+
+class BodyRefused(Exception):
+    def __init__(self, message: str, max_bytes: int) -> None:
+        super().__init__(message)
+        self.message, self.max_bytes = message, max_bytes
 
 
 class HTTPHandler(ASGIHandler):
@@ -60,9 +72,17 @@ class HTTPHandler(ASGIHandler):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         try:
-            body_file = await self.read_body(receive)
+            body_file, size = await self.read_limited_body(scope, receive)
         except RequestAborted:
             return
+        except BodyRefused as refused:
+            response = await self._in_thread(body_limits.refusal)(scope["path"], refused.message, refused.max_bytes)
+            await self.send_response(response, send)
+            return
+        if body_limits.declared_length(scope) is None and size:
+            # A chunked body, read whole now: Django parses forms and files only up to the
+            # declared length, and would have found a chunked upload empty.
+            scope = {**scope, "headers": [*scope["headers"], (b"content-length", str(size).encode())]}
         try:
             response = await self._respond_in_thread(scope, body_file)
             try:
@@ -72,6 +92,48 @@ class HTTPHandler(ASGIHandler):
                     await self._in_thread(response.close)()
         finally:
             body_file.close()
+
+    async def read_limited_body(self, scope, receive):
+        """The body and its size, spooled as Django's `read_body` does, within the path's limit
+        (gndp.body_limits): a declared length over it is refused before anything is read,
+        a chunked body as soon as it passes it; without credentials, past the small
+        anonymous limit. BodyRefused then; the rest of the body is never read."""
+        path = scope["path"]
+        limit = body_limits.limit_for(path)
+        allowed = min(limit, body_limits.anonymous_limit())
+        declared = body_limits.declared_length(scope)
+        if declared is not None:
+            if declared > limit:
+                raise BodyRefused(body_limits.too_large_message(limit), limit)
+            if declared > allowed:
+                allowed = await self._allowance(scope, limit, allowed)
+        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+        size = 0
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise RequestAborted()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > allowed:
+                    if size > limit:
+                        raise BodyRefused(body_limits.too_large_message(limit), limit)
+                    allowed = await self._allowance(scope, limit, allowed)
+                body_file.write(chunk)
+                if not message.get("more_body", False):
+                    break
+        except BaseException:
+            body_file.close()
+            raise
+        body_file.seek(0)
+        return body_file, size
+
+    async def _allowance(self, scope, limit: int, anonymous: int) -> int:
+        """The path's limit for a caller with credentials; BodyRefused for one without."""
+        if await self._in_thread(body_limits.has_credentials)(scope):
+            return limit
+        raise BodyRefused(body_limits.anonymous_message(anonymous), anonymous)
 
     def _respond(self, scope, body_file):
         set_script_prefix(get_script_prefix(scope))

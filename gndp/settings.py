@@ -10,6 +10,9 @@ from pathlib import Path
 
 import dj_database_url
 
+from gndp.hosts import default_allowed_hosts
+from gndp.secret import generated_secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GNDP_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -23,9 +26,14 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# Off unless asked for (`make dev`, DEBUG=1): Django's debug pages show the URL patterns, the
+# settings and tracebacks to whoever reaches the server.
+DEBUG = env_bool("DEBUG", False)
+# Unset: generated once into the var folder and kept (gndp.secret); never a default in the source.
+SECRET_KEY = os.environ.get("SECRET_KEY") or generated_secret_key(VAR_DIR)
+SECRET_KEY_GENERATED = not os.environ.get("SECRET_KEY")
+# Unset: this machine's loopback names, plus the address `make run` binds (HOST).
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ",".join(default_allowed_hosts(os.environ.get("HOST", ""))))
 
 INSTALLED_APPS = [
     "daphne",
@@ -41,6 +49,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "guardian",
     "django_htmx",
+    "csp",
     "channels",
     "processes",
     "tasks",
@@ -54,6 +63,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below WhiteNoise: every response but a static file. No page or API answer is cached.
+    "gndp.middleware.NoStoreMiddleware",
+    "gndp.middleware.ContentSecurityPolicyMiddleware",
     "gndp.middleware.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -166,6 +178,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # collectstatic fills it; WhiteNoise warns while it is missing
 # WhiteNoise serves static files from the app itself, under any ASGI server; straight from
 # the source folders, so no collectstatic is needed to run.
 WHITENOISE_USE_FINDERS = True
@@ -291,6 +304,22 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 GNDP_ATTACHMENT_MAX_BYTES = int(os.environ.get("GNDP_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024)))
 GNDP_ATTACHMENT_TYPES = env_list("GNDP_ATTACHMENT_TYPES", "pdf,png,jpg,jpeg,gif,txt,csv,docx,xlsx")
 
+# --- input limits --------------------------------------------------------------------------
+# Outside JSON is bounded before it is parsed (gndp.json_input): a larger body is refused with
+# 413, a deeper one with 400. Journey files may be larger and nest their conditions deeper;
+# a bulk start carries up to 1,000 contexts.
+GNDP_JSON_MAX_BYTES = int(os.environ.get("GNDP_JSON_MAX_BYTES", str(1024 * 1024)))
+GNDP_JSON_MAX_DEPTH = int(os.environ.get("GNDP_JSON_MAX_DEPTH", "32"))
+GNDP_JOURNEY_MAX_BYTES = int(os.environ.get("GNDP_JOURNEY_MAX_BYTES", str(2 * 1024 * 1024)))
+GNDP_JOURNEY_MAX_DEPTH = int(os.environ.get("GNDP_JOURNEY_MAX_DEPTH", "128"))
+GNDP_BULK_START_MAX_BYTES = int(os.environ.get("GNDP_BULK_START_MAX_BYTES", str(8 * 1024 * 1024)))
+# The longest string a user may submit where no form field says otherwise: in task results,
+# start contexts, comments, reasons (400 naming the field).
+GNDP_MAX_STRING_LENGTH = int(os.environ.get("GNDP_MAX_STRING_LENGTH", "10000"))
+# A request without credentials (no live session, no valid API token) may carry this much
+# body: the sign-in form. Larger ones are refused before their body is read (gndp.http).
+GNDP_ANONYMOUS_BODY_MAX_BYTES = int(os.environ.get("GNDP_ANONYMOUS_BODY_MAX_BYTES", str(16 * 1024)))
+
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -298,6 +327,12 @@ REST_FRAMEWORK = {
         "gndp.api.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bounded in size and depth before it is parsed (gndp.json_input).
+    "DEFAULT_PARSER_CLASSES": [
+        "gndp.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "gndp.api.pagination.LimitPagination",
     "EXCEPTION_HANDLER": "gndp.api.exceptions.handle",
@@ -330,7 +365,27 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", GNDP_HTTPS)
 if os.environ.get("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+CSRF_FAILURE_VIEW = "gndp.error_pages.csrf_failure"
 SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp): scripts, styles, images and connections from this
+# origin only, no inline script or style anywhere (templates carry none; htmx is told not to
+# inject its own), no plugins, no framing, forms post here only. User Markdown (comments) is
+# sanitised already; this is the second wall. The API docs page loads Swagger UI from its CDN
+# (gndp.urls widens the policy for that page alone).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

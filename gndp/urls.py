@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from csp.decorators import csp_update
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from monitoring import views as monitoring_views
@@ -12,6 +13,13 @@ from tasks import views as task_views
 from tasks.api import TaskViewSet
 
 admin.site.login_form = ThrottledAdminAuthenticationForm  # the lockout message on the admin's sign-in too
+
+# Swagger UI comes from its CDN (drf-spectacular's default), with its page's script served
+# from here (the split view) and a few rules in an inline <style>: that page alone may load
+# from the CDN and use inline styles. It shows the schema, never user data.
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
+api_docs = csp_update({"script-src": [SWAGGER_CDN], "style-src": [SWAGGER_CDN, "'unsafe-inline'"],
+                       "img-src": [SWAGGER_CDN]})(SpectacularSwaggerSplitView.as_view(url_name="schema"))
 
 router = DefaultRouter(trailing_slash=False)
 router.include_format_suffixes = False
@@ -40,7 +48,7 @@ urlpatterns = [path("api/", include(router.urls)), *pages] + [
     path("", include("collaboration.urls")),
     path("", include("anomalies.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", api_docs, name="api-docs"),
     path("api/simulation/", include("processes.simulation_urls")),
     path("api/monitoring/", include("monitoring.urls")),
     path("api/monitoring/", include("processes.graph_urls")),
@@ -49,3 +57,10 @@ urlpatterns = [path("api/", include(router.urls)), *pages] + [
     path("accounts/", include("django.contrib.auth.urls")),
     path("metrics", metrics_view, name="metrics"),
 ]
+
+# Refusals and failures outside a view: the contract's JSON body under /api/, the error page
+# elsewhere; never Django's debug pages (gndp.error_pages).
+handler400 = "gndp.error_pages.bad_request"
+handler403 = "gndp.error_pages.permission_denied"
+handler404 = "gndp.error_pages.page_not_found"
+handler500 = "gndp.error_pages.server_error"

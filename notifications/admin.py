@@ -1,4 +1,7 @@
 from django.contrib import admin
+from django.db import models
+
+from gndp.json_input import BoundedJSONFormField
 
 from processes.admin import ReadOnlyAdmin
 
@@ -17,3 +20,4 @@ class NotificationAdmin(ReadOnlyAdmin):
 class NotificationPreferenceAdmin(admin.ModelAdmin):
     list_display = ["user", "timezone", "quiet_start", "quiet_end", "updated_at"]
     search_fields = ["user__username"]
+    formfield_overrides = {models.JSONField: {"form_class": BoundedJSONFormField}}

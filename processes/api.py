@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from gndp.api.idempotency import idempotent
+from gndp.api.parsers import BulkStartJSONParser, JourneyJSONParser
 
 from . import selectors, services
 from .errors import Forbidden
@@ -43,7 +44,7 @@ class JourneyViewSet(viewsets.ViewSet):
         return Response(selectors.journey_detail(journey_id, request.user))
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: JourneyImportResultSerializer, 201: JourneyImportResultSerializer})
-    @action(detail=False, methods=["post"], url_path="import")
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[JourneyJSONParser])
     @idempotent
     def import_journey(self, request):
         if not (request.user.is_superuser or request.user.has_perm("processes.add_workflowversion")):
@@ -106,7 +107,7 @@ class ProcessViewSet(viewsets.GenericViewSet):
         return Response(ProcessSerializer(process).data, status=201)
 
     @extend_schema(request=StartManySerializer, responses={201: StartedManySerializer})
-    @action(detail=False, methods=["post"], url_path="start-bulk")
+    @action(detail=False, methods=["post"], url_path="start-bulk", parser_classes=[BulkStartJSONParser])
     @idempotent
     def start_bulk(self, request):
         data = _valid(StartManySerializer, request)

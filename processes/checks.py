@@ -27,3 +27,15 @@ def field_keys_set(app_configs, **kwargs):
         hint="Set GNDP_FIELD_KEYS to one or more Fernet keys (newest first), kept outside the database.",
         id="gndp.W001",
     )]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def secret_key_set(app_configs, **kwargs):
+    if not getattr(settings, "SECRET_KEY_GENERATED", False):
+        return []
+    return [checks.Warning(
+        "SECRET_KEY is not set: a key generated into this machine's var folder is used.",
+        hint="Set SECRET_KEY (50+ random characters) in the environment, the same for every server and worker, "
+             "so that sessions and signed links stay valid across machines and redeploys.",
+        id="gndp.W002",
+    )]

@@ -16,6 +16,9 @@ from . import live
 # Close codes in the application range (4000-4999), so a client can tell why.
 UNAUTHENTICATED = 4401
 FORBIDDEN = 4403
+MESSAGE_TOO_BIG = 1009
+# The most a client frame may hold: a keep-alive is a few bytes.
+MAX_CLIENT_FRAME = 4096
 
 
 class EventConsumer(AsyncJsonWebsocketConsumer):
@@ -43,8 +46,13 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs) -> None:
-        """Clients have nothing to say beyond keep-alives; whatever they send is ignored."""
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        """Clients have nothing to say beyond keep-alives: what they send is dropped unread.
+        Never parsed (a frame nested thousands deep overflowed the JSON parser and killed
+        the socket's consumer with an error); a frame larger than a keep-alive closes the
+        connection (1009, message too big)."""
+        if len(text_data or bytes_data or "") > MAX_CLIENT_FRAME:
+            await self.close(code=MESSAGE_TOO_BIG)
 
     async def event_message(self, message) -> None:
         await self.send_json(message["event"])

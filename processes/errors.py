@@ -43,3 +43,10 @@ class Conflict(ServiceError):
 
     status = 409
     code = "conflict"
+
+
+class TooLarge(ServiceError):
+    """A body, a file or a value over its size limit: refused before it is parsed."""
+
+    status = 413
+    code = "too_large"

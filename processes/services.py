@@ -44,7 +44,10 @@ def start_process(
     if not isinstance(context, dict):
         raise InvalidInput("context must be a JSON object", details={"context": "must be a JSON object"})
     blueprint = versions.get_blueprint(version.pk, workflow_id)
-    step = core.start(blueprint, context)
+    try:
+        step = core.start(blueprint, context)
+    except core.InvalidContext as exc:
+        raise InvalidInput("the context is out of bounds", details={"context": exc.problems}) from None
     # The row is created by this transaction: nobody else can append to it before the commit.
     log = EventLog(user, process_locked=True)
     process = ProcessInstance(
@@ -132,7 +135,7 @@ def start_processes(
                        details={"business_keys": taken[:20]})
     blueprint = versions.get_blueprint(version.pk, workflow_id)
     paths = sensitive.paths_of_version(version.pk, version.journey_id)
-    steps = [core.start(blueprint, context or {}) for context in contexts]
+    steps = [_started(blueprint, context, i) for i, context in enumerate(contexts)]
     starter = user if user is not None and user.is_authenticated else None
     started: list[ProcessInstance] = []
     for first in range(0, len(steps), BULK_BATCH):
@@ -144,6 +147,13 @@ def start_processes(
             raise Conflict(f"a business key was taken meanwhile; {len(started)} processes were started",
                            code="duplicate_business_key", details={"started": len(started)}) from None
     return started
+
+
+def _started(blueprint, context, index: int) -> core.Step:
+    try:
+        return core.start(blueprint, context or {})
+    except core.InvalidContext as exc:
+        raise InvalidInput("a context is out of bounds", details={f"contexts[{index}]": exc.problems}) from None
 
 
 def _start_batch(version, workflow_id, blueprint, paths, steps, keys, user, router) -> list[ProcessInstance]:

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 
 from . import handlers
 from .engine.blueprint import Blueprint, StartRule, compile_blueprint, start_rule
+from .engine.bounds import Bounds
 from .errors import InvalidInput, NotFound
 from .graph import get_store
 from .journey import JourneyError, definition_hash, normalize
@@ -133,7 +135,12 @@ def _containers(version_id: int) -> frozenset[str]:
 
 @lru_cache(maxsize=1024)
 def get_blueprint(version_id: int, container_id: str) -> Blueprint:
-    return compile_blueprint(_definition(version_id), container_id)
+    return compile_blueprint(_definition(version_id), container_id, input_bounds())
+
+
+def input_bounds() -> Bounds:
+    """The bounds on submitted values the engine applies (GNDP_MAX_STRING_LENGTH)."""
+    return Bounds(max_string_length=settings.GNDP_MAX_STRING_LENGTH)
 
 
 def definition_of(version_id: int) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
+from gndp import json_input
+
 from . import selectors, services
 from .errors import ServiceError
 from .models import ProcessStatus
@@ -49,13 +51,16 @@ def process_detail(request, process_id: int):
 def start(request):
     """Offers only what the user may start; a start posted past that is refused by the
     service (a 403 page with the reason), as the API refuses it."""
-    status = 200
+    posted, status = request.POST, 200
     if request.method == "POST":
         workflow_id = request.POST.get("workflow_id", "")
         try:
-            initial = json.loads(request.POST.get("context") or "{}")
+            initial = json_input.loads(request.POST.get("context") or "{}", what="context")
         except json.JSONDecodeError as exc:
             messages.error(request, f"The initial context is not valid JSON: {exc.msg} (position {exc.pos}).")
+        except ServiceError as exc:  # too large (413) or too deep (400): not echoed back either
+            messages.error(request, f"The initial context was refused: {exc.message}.")
+            posted, status = {"workflow_id": workflow_id}, exc.status
         else:
             try:
                 process = services.start_process(workflow_id=workflow_id, context=initial, user=request.user)
@@ -66,7 +71,7 @@ def start(request):
                 messages.success(request, f"Process {process.pk} started.")
                 return redirect("process-page", process_id=process.pk)
     return render(request, "processes/start.html", {
-        "workflows": selectors.startable_workflows(request.user), "posted": request.POST,
+        "workflows": selectors.startable_workflows(request.user), "posted": posted,
     }, status=status)
 
 
@@ -89,12 +94,18 @@ def simulate(request):
     workflow_id = data.get("workflow_id") or (workflows[0]["id"] if workflows else "")
     page = None
     problems = []
+    status = 200
+    texts = {"context": data.get("context", ""), "results": data.get("results", "")}
     context, results = {}, {}
     for name, target in (("context", context), ("results", results)):
         try:
-            value = json.loads(data.get(name) or "{}")
+            value = json_input.loads(texts[name] or "{}", what=name)
         except json.JSONDecodeError as exc:
             problems.append(f"The {name} is not valid JSON: {exc.msg} (position {exc.pos}).")
+            continue
+        except ServiceError as exc:  # too large (413) or too deep (400): not echoed back either
+            problems.append(f"The {name} was refused: {exc.message}.")
+            texts[name], status = "", max(status, exc.status)
             continue
         if not isinstance(value, dict):
             problems.append(f"The {name} must be a JSON object.")
@@ -111,6 +122,6 @@ def simulate(request):
             problems.append(exc.message)
     return render(request, "processes/simulate.html", {
         "workflows": workflows, "workflow_id": workflow_id, "page": page, "problems": problems,
-        "context_text": data.get("context", ""), "results_text": data.get("results", ""),
+        "context_text": texts["context"], "results_text": texts["results"],
         "fill": fill, "filled_atoms": filled_atoms,
-    })
+    }, status=status)

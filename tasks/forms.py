@@ -9,11 +9,12 @@ from typing import Any
 from django import forms
 
 from processes.engine.blueprint import Atom, FormField
+from processes.engine.bounds import DEFAULT_BOUNDS, Bounds
 
 BOOLEAN_CHOICES = [("", "Choose…"), ("true", "Yes"), ("false", "No")]
 
 
-def _field(spec: FormField) -> forms.Field:
+def _field(spec: FormField, bounds: Bounds) -> forms.Field:
     label = spec.label or spec.name.replace("_", " ").capitalize()
     common = {"label": label, "required": spec.required}
     if spec.type == "number":
@@ -30,7 +31,7 @@ def _field(spec: FormField) -> forms.Field:
         choices = [("", "Choose…")] + [(str(c), str(c)) for c in spec.choices]
         return forms.TypedChoiceField(**common, choices=choices, coerce=_choice_coercer(spec), empty_value=None)
     attrs = {"autocomplete": "off"} if spec.sensitive else {}
-    return forms.CharField(**common, widget=forms.TextInput(attrs=attrs))
+    return forms.CharField(**common, max_length=bounds.limit_for(spec), widget=forms.TextInput(attrs=attrs))
 
 
 def _choice_coercer(spec: FormField):
@@ -38,10 +39,23 @@ def _choice_coercer(spec: FormField):
     return lambda value: by_text[value]
 
 
-def task_form(atom: Atom, data=None) -> forms.Form:
+def task_form(atom: Atom, data=None, bounds: Bounds = DEFAULT_BOUNDS) -> forms.Form:
     form = forms.Form(data=data)
     for spec in atom.form:
-        form.fields[spec.name] = _field(spec)
+        form.fields[spec.name] = _field(spec, bounds)
+    return form
+
+
+def without_overlong_values(form: forms.Form) -> forms.Form:
+    """The refused form as it is shown again: a value longer than its field allows is left
+    out (the error says why), so the page does not carry megabytes back."""
+    if form.is_bound and form.errors:
+        data = form.data.copy()
+        for name, field in form.fields.items():
+            limit = getattr(field, "max_length", None)
+            if limit is not None and len(str(data.get(name, ""))) > limit:
+                data[name] = ""
+        form.data = data
     return form
 
 

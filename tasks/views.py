@@ -14,7 +14,7 @@ from processes.errors import InvalidInput, ServiceError
 from processes.models import WorkflowVersion
 
 from . import selectors, services
-from .forms import task_form, to_result
+from .forms import task_form, to_result, without_overlong_values
 from .models import Priority, TaskStatus
 
 INBOX_LIMIT = 200
@@ -48,8 +48,9 @@ def inbox(request):
 @login_required
 def task_detail(request, task_id: int):
     task = selectors.task_for(request.user, task_id)
-    atom = versions.get_blueprint(task.process.version_id, task.process.workflow_id).atoms[task.atom_id]
-    form = task_form(atom, data=request.POST if request.method == "POST" else None)
+    blueprint = versions.get_blueprint(task.process.version_id, task.process.workflow_id)
+    atom = blueprint.atoms[task.atom_id]
+    form = task_form(atom, data=request.POST if request.method == "POST" else None, bounds=blueprint.bounds)
     if request.method == "POST" and form.is_valid():
         try:
             services.complete_task(task.pk, user=request.user, result=to_result(form.cleaned_data))
@@ -67,7 +68,7 @@ def task_detail(request, task_id: int):
     # htmx swaps only successful responses: the inline errors go back as a 200 to it.
     status = 400 if request.method == "POST" and not request.htmx else 200
     return render(request, "tasks/task_detail.html", {
-        "task": task, "atom": atom, "form": form, "process": task.process,
+        "task": task, "atom": atom, "form": without_overlong_values(form), "process": task.process,
         "context_items": masked_context(task.process), "result_items": masked_result(task),
     }, status=status)
 

@@ -24,6 +24,10 @@ def pytest_configure(config):
     from django.conf import settings
 
     _allow_flush_of_append_only_tables()
+    # Servers and workers the tests start read the sessions and the encrypted fields this
+    # process writes: they must sign and derive keys with its SECRET_KEY, whatever var
+    # folder they are given (an unset key is generated per folder, gndp.secret).
+    os.environ.setdefault("SECRET_KEY", settings.SECRET_KEY)
     # Hashing test passwords slowly protects nothing.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Notifications read back right after the call that made them (the in-memory layer's

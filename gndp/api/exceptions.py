@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from gndp import body_limits
 from processes.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,16 @@ def handle(exc, context) -> Response:
         # The database refused a value (a NUL byte, a number out of range): bad input, and
         # the service's transaction has already rolled back.
         return Response(error_body("invalid", "a value could not be stored", {"detail": "invalid value"}), status=400)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own bound on a body it reads for a view (DATA_UPLOAD_MAX_MEMORY_SIZE): met
+        # only where gndp.http did not refuse the body first (an in-process client).
+        request = context.get("request")
+        limit = body_limits.limit_for(request.path) if request is not None else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(error_body("too_large", body_limits.too_large_message(limit),
+                                   {"body": f"at most {limit} bytes"}), status=413)
+    if isinstance(exc, SuspiciousOperation):
+        # Too many fields or files, a malformed multipart body: bad input, never a 500.
+        return Response(error_body("invalid", "the request could not be read"), status=400)
     if isinstance(exc, Http404):
         return Response(error_body("not_found", "not found"), status=404)
     if isinstance(exc, DjangoPermissionDenied):

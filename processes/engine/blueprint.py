@@ -11,6 +11,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any, Iterable, Mapping
 
+from .bounds import DEFAULT_BOUNDS, Bounds
 from .durations import parse_duration
 
 HUMAN = "human"
@@ -77,6 +78,7 @@ class Blueprint:
     roles: Mapping[str, str] = field(default_factory=dict)  # role id -> assignment strategy
     sensitive_paths: tuple[str, ...] = ()
     sla_target: timedelta | None = None
+    bounds: Bounds = DEFAULT_BOUNDS  # on submitted values (results, contexts)
 
     @cached_property
     def outgoing(self) -> dict[str, tuple[Edge, ...]]:
@@ -188,8 +190,11 @@ def start_rule(definition: Mapping[str, Any]) -> StartRule:
                      parts=frozenset(start.get("parts", ())), declared=by is not None)
 
 
-def compile_blueprint(definition: Mapping[str, Any], container_id: str | None = None) -> Blueprint:
-    """Compile a normalized definition (see processes.journey) for one of its containers."""
+def compile_blueprint(
+    definition: Mapping[str, Any], container_id: str | None = None, bounds: Bounds = DEFAULT_BOUNDS
+) -> Blueprint:
+    """Compile a normalized definition (see processes.journey) for one of its containers,
+    to run under `bounds` (the app's settings)."""
     journey = definition["journey"]
     container_id = container_id or journey["id"]
     try:
@@ -233,6 +238,7 @@ def compile_blueprint(definition: Mapping[str, Any], container_id: str | None = 
         roles={role["id"]: role.get("assignment", "least_busy") for role in definition.get("roles", [])},
         sensitive_paths=tuple(journey.get("sensitive", ())),
         sla_target=parse_duration(sla) if sla else None,
+        bounds=bounds,
     )
 
 

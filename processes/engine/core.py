@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from . import rules
 from .blueprint import Blueprint
-from .forms import clean_result, validate_result
+from .forms import clean_result, validate_context, validate_result
 
 WAITING = "waiting"
 ACTIVE = "active"
@@ -27,6 +27,14 @@ class EngineError(Exception):
 
 class AtomNotActive(EngineError):
     pass
+
+
+class InvalidContext(EngineError):
+    """A start context outside the blueprint's bounds."""
+
+    def __init__(self, problems: dict[str, str]):
+        super().__init__(f"invalid context: {problems}")
+        self.problems = problems
 
 
 class InvalidResult(EngineError):
@@ -139,6 +147,9 @@ class _Walk:
 
 def start(blueprint: Blueprint, context: Mapping[str, Any] | None = None) -> Step:
     """1. Start: start atoms whose dependencies are met become active; the rest wait."""
+    problems = validate_context(context or {}, blueprint.bounds)
+    if problems:
+        raise InvalidContext(problems)
     walk = _Walk(blueprint, Runtime.initial(blueprint), context or {})
     walk.settle(list(blueprint.start_atoms))
     return walk.finish()
@@ -156,7 +167,7 @@ def complete(
         raise AtomNotActive(f"{atom_id} is {runtime.states.get(atom_id, 'not in this workflow')}, not active")
     atom = blueprint.atoms[atom_id]
     result = result if result is not None else {}
-    problems = validate_result(atom, result)
+    problems = validate_result(atom, result, blueprint.bounds)
     if problems:
         raise InvalidResult(atom_id, problems)
     walk = _Walk(blueprint, runtime, context)

@@ -6,6 +6,7 @@ import datetime
 from typing import Any, Mapping
 
 from .blueprint import Atom, FormField
+from .bounds import DEFAULT_BOUNDS, Bounds, string_problems
 
 
 def _is_number(value: Any) -> bool:
@@ -46,16 +47,16 @@ def _blank(value: Any) -> bool:
     return value is None or value == ""
 
 
-def validate_result(atom: Atom, result: Any) -> dict[str, str]:
+def validate_result(atom: Atom, result: Any, bounds: Bounds = DEFAULT_BOUNDS) -> dict[str, str]:
     """Problems of `result` keyed by field name; empty when the result is acceptable.
 
-    An atom without a form accepts any JSON object. An atom with a form accepts only its
-    fields: a step must not write context keys its form does not declare.
+    An atom without a form accepts any JSON object within `bounds`. An atom with a form
+    accepts only its fields: a step must not write context keys its form does not declare.
     """
     if not isinstance(result, Mapping):
         return {"result": "must be a JSON object"}
     if not atom.form:
-        return {}
+        return string_problems(result, "", bounds.limit_for())
     fields: dict[str, FormField] = {field.name: field for field in atom.form}
     problems = {key: "is not a field of this step's form" for key in result if key not in fields}
     for name, field in fields.items():
@@ -66,7 +67,16 @@ def validate_result(atom: Atom, result: Any) -> dict[str, str]:
             continue
         if not _TYPE_CHECKS[field.type](value, field):
             problems[name] = _TYPE_MESSAGES[field.type].format(choices=list(field.choices))
+            continue
+        problems.update(string_problems(value, name, bounds.limit_for(field)))
     return problems
+
+
+def validate_context(context: Any, bounds: Bounds = DEFAULT_BOUNDS) -> dict[str, str]:
+    """Problems of a start context keyed by path; empty when it is within `bounds`."""
+    if not isinstance(context, Mapping):
+        return {"context": "must be a JSON object"}
+    return string_problems(context, "", bounds.limit_for())
 
 
 def clean_result(atom: Atom, result: Mapping[str, Any]) -> dict[str, Any]:

@@ -69,7 +69,11 @@ def simulate(
     SLA targets in `predicted_duration`, the critical path of the path taken.
     """
     results = results or {}
-    step = core.start(blueprint, context or {})
+    try:
+        step = core.start(blueprint, context or {})
+    except core.InvalidContext as exc:
+        problems = [f"context.{name}: {message}" for name, message in exc.problems.items()]
+        return SimulationResult(success=False, errors=problems)
     runtime, ctx = step.runtime, step.context
     visited: list[str] = []
     skipped: list[str] = list(step.skipped)

@@ -17,6 +17,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..journey.nesting import json_nesting_exceeds
+from ..journey.text import MAX_BYTES, MAX_DEPTH
+
 
 @dataclass(frozen=True)
 class Node:
@@ -33,6 +36,19 @@ class Rel:
     target: str
     position: int
     props: dict[str, Any] = field(default_factory=dict)
+
+
+def _loads(props: Mapping[str, Any], key: str) -> Any:
+    """A nested value stored as JSON text. A graph drawn by another tool may hold anything
+    there: text over a journey file's size or nested deeper than its depth is refused
+    (ValueError, reported as a problem of the stored journey) before it is parsed."""
+    text = props[key]
+    encoded = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else b""
+    if len(encoded) > MAX_BYTES:
+        raise ValueError(f"{key}: larger than {MAX_BYTES} bytes")
+    if json_nesting_exceeds(encoded, MAX_DEPTH):
+        raise ValueError(f"{key}: nested deeper than {MAX_DEPTH} levels")
+    return json.loads(text)
 
 
 def _dumps(value: Any) -> str:
@@ -131,13 +147,13 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
     if "description" in journey_node.props:
         journey["description"] = journey_node.props["description"]
     if "sensitive_json" in journey_node.props:
-        journey["sensitive"] = json.loads(journey_node.props["sensitive_json"])
+        journey["sensitive"] = _loads(journey_node.props, "sensitive_json")
     if "sla_target" in journey_node.props:
         journey["sla"] = {"target": journey_node.props["sla_target"]}
     if "privacy_json" in journey_node.props:
-        journey["privacy"] = json.loads(journey_node.props["privacy_json"])
+        journey["privacy"] = _loads(journey_node.props, "privacy_json")
     if "start_json" in journey_node.props:
-        journey["start"] = json.loads(journey_node.props["start_json"])
+        journey["start"] = _loads(journey_node.props, "start_json")
 
     atom_nodes = by_label.get("Atom", [])
     roles = []
@@ -181,9 +197,9 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
         if sla:
             atom["sla"] = sla
         if "form_json" in props:
-            atom["form"] = json.loads(props["form_json"])
+            atom["form"] = _loads(props, "form_json")
         if "params_json" in props:
-            atom["params"] = json.loads(props["params_json"])
+            atom["params"] = _loads(props, "params_json")
         atoms.append(atom)
 
     edges = []
@@ -193,7 +209,7 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
         if rel.props.get("rule_ids"):
             edge["rules"] = list(rel.props["rule_ids"])
         if "condition_json" in rel.props:
-            edge["condition"] = json.loads(rel.props["condition_json"])
+            edge["condition"] = _loads(rel.props, "condition_json")
         if rel.props.get("default"):
             edge["default"] = True
         edges.append(edge)
@@ -204,7 +220,7 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
         if "description" in node.props:
             rule["description"] = node.props["description"]
         if "conditions_json" in node.props:
-            rule["conditions"] = json.loads(node.props["conditions_json"])
+            rule["conditions"] = _loads(node.props, "conditions_json")
         rules.append(rule)
 
     return {

@@ -10,6 +10,7 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, ScalarNode
 
 from .errors import JourneyError
+from .nesting import YamlTooLarge, check_yaml_shape, json_nesting_exceeds
 from .normalizer import normalize
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -43,36 +44,53 @@ _JourneyLoader.yaml_implicit_resolvers = {
 }
 
 
-def parse_text(text: str, filename: str | None = None) -> dict[str, Any]:
+# The bounds on a journey file before it is parsed; the app passes its settings
+# (GNDP_JOURNEY_MAX_BYTES, GNDP_JOURNEY_MAX_DEPTH), whose defaults these are.
+MAX_BYTES: Final = 2 * 1024 * 1024
+MAX_DEPTH: Final = 128
+
+
+def parse_text(text: str, filename: str | None = None, *, max_bytes: int = MAX_BYTES,
+               max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """The data of a journey file. JSON when the name ends in .json or the text starts
-    with `{`, YAML otherwise. Raises JourneyError for a syntax error or a top level that
-    is not a mapping; the content itself is checked by `normalize`."""
+    with `{`, YAML otherwise. Raises JourneyError for a syntax error, a text over
+    `max_bytes`, data nested deeper than `max_depth` (YAML aliases expanded), or a top
+    level that is not a mapping; the content itself is checked by `normalize`."""
     label = filename or "<text>"
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) > max_bytes:
+        raise JourneyError([f"{label}: larger than {max_bytes} bytes"])
     named_json = (filename or "").lower().endswith(".json")
     if named_json or text.lstrip().startswith("{"):
         try:
+            if json_nesting_exceeds(encoded, max_depth):
+                raise RecursionError
             data = _load_json(text)
         except ValueError as exc:
             if named_json:
                 raise JourneyError([f"{label}: invalid JSON: {_json_message(exc)}"]) from None
             # `{format: gndp-journey/1, ...}` is a YAML flow mapping, not broken JSON.
-            data = _load_yaml(text, label)
+            data = _load_yaml(text, label, max_bytes, max_depth)
         except RecursionError:
-            raise JourneyError([f"{label}: nested too deeply"]) from None
+            raise JourneyError([f"{label}: nested deeper than {max_depth} levels"]) from None
     else:
-        data = _load_yaml(text, label)
+        data = _load_yaml(text, label, max_bytes, max_depth)
     if not isinstance(data, dict):
         raise JourneyError([f"{label}: the top level must be a mapping"])
     return data
 
 
-def _load_yaml(text: str, label: str) -> Any:
+def _load_yaml(text: str, label: str, max_bytes: int, max_depth: int) -> Any:
     try:
+        # Its shape first, from the event stream: the loader recurses, and builds aliases.
+        check_yaml_shape(text, _JourneyLoader, max_depth=max_depth, max_nodes=max_bytes // 4)
         return yaml.load(text, Loader=_JourneyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise JourneyError([f"{label}: invalid YAML: {_one_line(exc)}"]) from None
+    except YamlTooLarge as exc:
+        raise JourneyError([f"{label}: {exc}"]) from None
     except RecursionError:
-        raise JourneyError([f"{label}: nested too deeply"]) from None
+        raise JourneyError([f"{label}: nested deeper than {max_depth} levels"]) from None
 
 
 def _json_message(exc: ValueError) -> str:

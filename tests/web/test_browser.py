@@ -58,4 +58,4 @@ def test_the_process_graph_recolours_live(live_app, login):
     processor.click("button:has-text('Complete')")
 
     loan_officer.wait_for_function(
-        "GNDP.current.cy.getElementById('atom-proc-open-file').data('state') === 'completed'", timeout=10_000)
+        "() => GNDP.current.cy.getElementById('atom-proc-open-file').data('state') === 'completed'", timeout=10_000)

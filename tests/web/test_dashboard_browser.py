@@ -49,7 +49,7 @@ def test_the_dashboard_counts_a_completed_process_live(live_app, login):
     expect(admin.locator("[data-card=active]")).to_have_text("1")
     expect(admin.locator("[data-card=completed_in_window]")).to_have_text("0")
     expect(admin.locator(f"#dash-processes tr[data-process-id='{process.pk}']")).to_be_visible()
-    admin.wait_for_function("Chart.getChart(document.querySelector('canvas[data-chart=gantt]')) !== undefined")
+    admin.wait_for_function("() => Chart.getChart(document.querySelector('canvas[data-chart=gantt]')) !== undefined")
     admin.evaluate("window.notReloaded = true")
 
     # when: every human step is completed through the API, the last system step closes it
@@ -68,7 +68,7 @@ def test_the_dashboard_counts_a_completed_process_live(live_app, login):
     expect(admin.locator("[data-card=active]")).to_have_text("0")
     expect(admin.locator(f"#dash-processes tr[data-process-id='{process.pk}']")).to_have_count(0)
     # the timeline of the process it was showing has followed it to the end
-    admin.wait_for_function("document.getElementById('timeline-data').textContent.includes('atom-join')")
+    admin.wait_for_function("() => document.getElementById('timeline-data').textContent.includes('atom-join')")
     assert admin.evaluate("window.notReloaded") is True
     assert errors == []
 

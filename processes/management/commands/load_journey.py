@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.db import transaction
 
+from gndp.json_input import journey_limits
 from processes import handlers
 from processes.journey import JourneyError, normalize, parse_text
 from processes.versions import publish_journey
@@ -21,10 +22,14 @@ class Command(ServiceCommand):
         # Check every file before storing any: a bad file in the list stores nothing.
         problems: list[str] = []
         parsed = []
+        max_bytes, max_depth = journey_limits()
         for name in files:
             prefix = f"{name}: " if len(files) > 1 else ""
             try:
-                data = parse_text(Path(name).read_text(encoding="utf-8"), filename=name)
+                if Path(name).stat().st_size > max_bytes:  # refused before it is read
+                    raise JourneyError([f"{name}: larger than {max_bytes} bytes"])
+                data = parse_text(Path(name).read_text(encoding="utf-8"), filename=name, max_bytes=max_bytes,
+                                  max_depth=max_depth)
                 normalize(data, known_handlers=handlers.names())
                 parsed.append(data)
             except OSError as exc:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+from gndp import json_input
 from processes import simulation
 
 from ._base import ServiceCommand
@@ -11,7 +12,7 @@ def _json_object(text: str | None, option: str) -> dict:
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = json_input.loads(text, what=option)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{option}: invalid JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(value, dict):

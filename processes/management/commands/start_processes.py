@@ -4,8 +4,10 @@ import json
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from gndp import json_input
 from processes.services import start_processes
 
 from ._base import ServiceCommand
@@ -37,7 +39,10 @@ class Command(ServiceCommand):
             self.fail("give either --user NAME (started by that user, if it may) or --operator")
         if contexts is not None:
             try:
-                values = json.loads(Path(contexts).read_text())
+                if Path(contexts).stat().st_size > settings.GNDP_BULK_START_MAX_BYTES:  # refused before it is read
+                    raise json_input.too_large("--contexts", settings.GNDP_BULK_START_MAX_BYTES)
+                values = json_input.loads(Path(contexts).read_text(), what="--contexts",
+                                          max_bytes=settings.GNDP_BULK_START_MAX_BYTES)
             except (OSError, UnicodeDecodeError) as exc:
                 self.fail(f"--contexts: cannot read {contexts}: {exc}")
             except json.JSONDecodeError as exc:
@@ -48,7 +53,7 @@ class Command(ServiceCommand):
             if count < 1:
                 self.fail("--count must be at least 1")
             try:
-                one = json.loads(context)
+                one = json_input.loads(context, what="--context")
             except json.JSONDecodeError as exc:
                 self.fail(f"--context: invalid JSON: {exc.msg} at position {exc.pos}")
             values = [one] * count
