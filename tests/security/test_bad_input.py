@@ -202,8 +202,8 @@ def test_commands_refuse_deep_and_large_json_options_with_one_line(notes, tmp_pa
     outcomes = [
         run_command("simulate", "journey-notes", "--context", deep_text()),
         run_command("simulate", "journey-notes", "--results", body_of(MB + 10).decode()),
-        run_command("start_processes", "journey-notes", "--count", "1", "--context", deep_text()),
-        run_command("start_processes", "journey-notes", "--contexts", str(big)),
+        run_command("start_processes", "journey-notes", "--operator", "--count", "1", "--context", deep_text()),
+        run_command("start_processes", "journey-notes", "--operator", "--contexts", str(big)),
     ]
 
     for code, err in outcomes:
