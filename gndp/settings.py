@@ -179,6 +179,10 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# An open WebSocket checks its session and its access again at least this often while it
+# delivers (processes.live_access); sign-outs, account and role changes and moved tasks make
+# it check at once.
+GNDP_SOCKET_RECHECK_SECONDS = float(os.environ.get("GNDP_SOCKET_RECHECK_SECONDS", "60"))
 
 # --- background work -----------------------------------------------------------------------
 if REDIS_URL:
