@@ -27,3 +27,14 @@ def field_keys_set(app_configs, **kwargs):
         hint="Set GNDP_FIELD_KEYS to one or more Fernet keys (newest first), kept outside the database.",
         id="gndp.W001",
     )]
+
+
+@checks.register(checks.Tags.security)
+def trusted_proxies_valid(app_configs, **kwargs):
+    from gndp.addresses import check_trusted_proxies
+
+    try:
+        check_trusted_proxies()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="gndp.E002")]
+    return []
