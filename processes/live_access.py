@@ -27,7 +27,7 @@ from functools import partial
 from importlib import import_module
 from typing import Iterable
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
 from django.contrib.auth.signals import user_logged_out
@@ -36,6 +36,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save, pre_sa
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from .background import Drain
 from .live import listened_groups, run_for_listeners, user_group
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,8 @@ def signed_in_user(session_key: str | None):
 
 def tell(user_ids: Iterable[int | None], **message) -> None:
     """After the commit: the open sockets of these users re-check (`message` may narrow it
-    to one session, `session_key`, or end that session outright, `ended`)."""
+    to one session, `session_key`, or end that session outright, `ended`). With Redis the
+    message leaves from a background thread, in order, as events do (`processes.live`)."""
     ids = sorted({user_id for user_id in user_ids if user_id})
     if ids:
         transaction.on_commit(partial(_send, ids, {"type": RECHECK, **message}), robust=True)
@@ -101,17 +103,31 @@ def _send(user_ids: list[int], message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    if isinstance(layer, InMemoryChannelLayer):
+        _deliver([(user_ids, message)])  # one process: its listeners' loop (processes.live)
+    else:
+        _teller.put([(user_ids, message)])  # never holds up the commit on a round trip to Redis
+
+
+def _deliver(items: list[tuple[list[int], dict]]) -> None:
+    """Send each message to the groups of its users that somebody listens to."""
+    layer = get_channel_layer()
     try:
-        heard = listened_groups(layer, [user_group(user_id) for user_id in user_ids])
-        if heard:
-            run_for_listeners(layer, _send_all, layer, sorted(heard), message)
+        heard = listened_groups(layer, {user_group(user_id) for user_ids, _ in items for user_id in user_ids})
+        pairs = [(user_group(user_id), message) for user_ids, message in items for user_id in user_ids
+                 if user_group(user_id) in heard]
+        if pairs:
+            run_for_listeners(layer, _send_all, layer, pairs)
     except Exception:  # noqa: BLE001 - with the layer down no socket hears anything either
-        log.warning("could not tell %d users' sockets to re-check their access", len(user_ids), exc_info=True)
+        log.warning("could not tell %d users' sockets to re-check their access", len(items), exc_info=True)
 
 
-async def _send_all(layer, groups: list[str], message: dict) -> None:
-    for group in groups:
+async def _send_all(layer, pairs: list[tuple[str, dict]]) -> None:
+    for group, message in pairs:  # in order: a session's end before anything after it
         await layer.group_send(group, message)
+
+
+_teller = Drain("access", _deliver)
 
 
 # --- what tells them ---------------------------------------------------------------------
