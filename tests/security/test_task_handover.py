@@ -180,3 +180,23 @@ def test_a_system_step_is_never_handed_to_a_person(team):
     assert {reassigned.json()["error"]["code"], escalated.json()["error"]["code"]} == {"system_task"}
     step.refresh_from_db()
     assert step.assigned_to is None and step.status == "pending"
+
+
+def test_routing_never_hands_a_new_task_to_an_inactive_member(team, django_capture_on_commit_callbacks):
+    # a regression guard: routing already reads active members only, at a start, at each step
+    # (one statement on PostgreSQL) and in bulk starts (BatchRouter); here each is held to it
+    from processes.services import start_processes
+
+    for name in ("clara", "clive"):
+        team[name].is_active = name == "clive"
+        team[name].save()
+    one = start_process(workflow_id="journey-small", user=team["bob"])
+    many = start_processes(workflow_id="journey-small", contexts=[{}] * 3, user=team["bob"])
+    # the steps after the system steps (atom-a for the clerks) are routed as the completion runs
+    first = TaskInstance.objects.get(process=one, atom_id="atom-apply")
+    with django_capture_on_commit_callbacks(execute=True):
+        complete_task(first.pk, user=team["clive"], result={"amount": 5, "score": 700})
+
+    routed = TaskInstance.objects.filter(kind="human", process__in=[one, *many]).exclude(assigned_to=None)
+    assert set(routed.values_list("assigned_to__username", flat=True)) == {"clive"}
+    assert routed.count() >= 5  # four first steps and atom-a
