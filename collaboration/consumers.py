@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-
 from processes.consumers import EventConsumer
 from tasks.access import visible_tasks
 
@@ -11,7 +9,6 @@ from .live import task_group
 
 
 class TaskConsumer(EventConsumer):
-    async def groups_for(self, user) -> list[str] | None:
+    def groups_for(self, user) -> list[str] | None:
         task_id = self.scope["url_route"]["kwargs"]["task_id"]
-        visible = await database_sync_to_async(lambda: visible_tasks(user).filter(pk=task_id).exists())()
-        return [task_group(task_id)] if visible else None
+        return [task_group(task_id)] if visible_tasks(user).filter(pk=task_id).exists() else None

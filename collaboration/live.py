@@ -11,11 +11,9 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from processes.live import task_group
+
 log = logging.getLogger(__name__)
-
-
-def task_group(task_id: int) -> str:
-    return f"task.{task_id}"
 
 
 def publish_to_task(task_id: int, events) -> None:

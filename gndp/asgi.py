@@ -9,8 +9,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from gndp.addresses import check_trusted_proxies  # noqa: E402
 from gndp.http import HTTPHandler  # noqa: E402
 from gndp.routing import websocket_urlpatterns  # noqa: E402
+
+check_trusted_proxies()  # a malformed GNDP_TRUSTED_PROXIES stops the server here, not at a request
 
 application = ProtocolTypeRouter(
     {

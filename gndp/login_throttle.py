@@ -1,12 +1,22 @@
-"""Sign-in lockout: repeated failed sign-ins for one user name from one address lock that
-pair out for a while (ASVS 2.4.1 / 6.3.1, anti-automation at the authentication layer).
+"""Sign-in lockout (ASVS 2.4.1 / 6.3.1, anti-automation at the authentication layer), two
+locks:
 
-The check sits in the authentication backend, so every password sign-in is covered: the
-sign-in page, the admin's and any later one that calls `authenticate()`. Failures are
-counted per (user name, client address) in the "login" cache, shared by every server
-process through Redis when REDIS_URL is set. While Redis is down the lockout is off and
-sign-in keeps working (a Redis outage degrades notifications only, never sign-in); the
-warning is logged.
+- repeated failed sign-ins for one user name from one client address lock that pair out
+  (`GNDP_LOGIN_FAILURE_LIMIT` in `GNDP_LOGIN_LOCKOUT_SECONDS`);
+- repeated failures for one user name from any addresses lock the account
+  (`GNDP_LOGIN_ACCOUNT_FAILURE_LIMIT` in `GNDP_LOGIN_ACCOUNT_LOCKOUT_SECONDS`), so that an
+  attacker with many addresses still gets a bounded number of guesses. The trade-off: anyone
+  can lock a victim out for that long by failing on purpose, and while locked even the right
+  password is refused (a sign-in that succeeded from the locked state would tell the
+  attacker the guess was right).
+
+Both count names whether or not an account has them, so a lockout tells nothing about who
+exists. The client address is `gndp.addresses.client_address` (X-Forwarded-For only from
+trusted proxies). The check sits in the authentication backend, so every password sign-in is
+covered: the sign-in page, the admin's and any later one that calls `authenticate()`.
+Failures are counted in the "login" cache, shared by every server process through Redis when
+REDIS_URL is set. While Redis is down the lockout is off and sign-in keeps working (a Redis
+outage degrades notifications only, never sign-in); the warning is logged.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 
 from django import forms
 from django.conf import settings
@@ -24,17 +35,16 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
 
+from .addresses import client_address
+
 log = logging.getLogger(__name__)
 
 LOCKED_CODE = "locked_out"
+ACCOUNT = ""  # the "address" of the account-wide counters: every address
 
 
 def _cache():
     return caches["login"]
-
-
-def client_address(request) -> str:
-    return (request.META.get("REMOTE_ADDR") if request is not None else None) or "unknown"
 
 
 def _key(kind: str, username: str, address: str) -> str:
@@ -42,38 +52,58 @@ def _key(kind: str, username: str, address: str) -> str:
     return f"{kind}:{digest}"
 
 
-def locked_for(username: str | None, request) -> int:
-    """Seconds left of this user name's lockout from this address; 0 when not locked out."""
+@dataclass(frozen=True)
+class Lockout:
+    seconds: int  # left
+    account: bool  # the whole account, not only from this address
+
+
+def lockout_of(username: str | None, request) -> Lockout | None:
+    """The lockout this sign-in meets, if any: the account's, else the one of its address."""
     if not username:
-        return 0
+        return None
+    keys = {False: _key("lock", username, client_address(request)), True: _key("lock", username, ACCOUNT)}
     try:
-        until = _cache().get(_key("lock", username, client_address(request)))
+        found = _cache().get_many(list(keys.values()))
     except Exception:  # noqa: BLE001 - see the module docstring: fail open, loudly
         log.warning("login throttle: cache unavailable, lockout not checked", exc_info=True)
-        return 0
-    return max(0, int(until - time.time()) + 1) if until else 0
+        return None
+    for account in (True, False):
+        until = found.get(keys[account])
+        if until and until > time.time():
+            return Lockout(max(1, int(until - time.time()) + 1), account)
+    return None
 
 
 def record_failure(username: str | None, request) -> None:
     if not username:
         return
     address = client_address(request)
-    window = settings.GNDP_LOGIN_LOCKOUT_SECONDS
-    key = _key("fail", username, address)
     try:
-        cache = _cache()
-        cache.add(key, 0, timeout=window)
-        failures = cache.incr(key)
-        if failures >= settings.GNDP_LOGIN_FAILURE_LIMIT:
-            cache.set(_key("lock", username, address), time.time() + window, timeout=window)
-            cache.delete(key)
-            log.warning("sign-in locked out for %s seconds after %s failures (user %r, address %s)",
-                        window, failures, username, address)
+        _count(username, address, settings.GNDP_LOGIN_FAILURE_LIMIT, settings.GNDP_LOGIN_LOCKOUT_SECONDS)
+        _count(username, ACCOUNT, settings.GNDP_LOGIN_ACCOUNT_FAILURE_LIMIT,
+               settings.GNDP_LOGIN_ACCOUNT_LOCKOUT_SECONDS, address=address)
     except Exception:  # noqa: BLE001
         log.warning("login throttle: cache unavailable, failure not counted", exc_info=True)
 
 
+def _count(username: str, scope: str, limit: int, window: int, *, address: str = "") -> None:
+    """One more failure of `username` in `scope` (an address, or ACCOUNT); at `limit` within
+    `window` seconds, lock it for `window` seconds."""
+    cache = _cache()
+    key = _key("fail", username, scope)
+    cache.add(key, 0, timeout=window)
+    failures = cache.incr(key)
+    if failures >= limit:
+        cache.set(_key("lock", username, scope), time.time() + window, timeout=window)
+        cache.delete(key)
+        log.warning("sign-in locked out for %s seconds after %s failures (user %r, %s)", window, failures,
+                    username, f"address {scope}" if scope != ACCOUNT else f"every address; the last {address}")
+
+
 def record_success(username: str, request) -> None:
+    """A success forgets the failures from its own address. Those of the account, from
+    anywhere, stay counted: they are someone else's guesses as likely as the user's typos."""
     try:
         _cache().delete(_key("fail", username, client_address(request)))
     except Exception:  # noqa: BLE001
@@ -89,7 +119,7 @@ class ThrottledModelBackend(ModelBackend):
             from django.contrib.auth import get_user_model
 
             username = kwargs.get(get_user_model().USERNAME_FIELD)
-        if locked_for(username, request):
+        if lockout_of(username, request):
             # PermissionDenied stops authenticate() from asking any other backend.
             raise PermissionDenied("too many failed sign-ins")
         user = super().authenticate(request, username=username, password=password, **kwargs)
@@ -101,9 +131,10 @@ class ThrottledModelBackend(ModelBackend):
         return user
 
 
-def lockout_message(seconds: int) -> str:
+def lockout_message(seconds: int, *, account: bool = False) -> str:
     minutes = max(1, -(-seconds // 60))
-    return (f"Too many failed sign-ins for this account from your address. "
+    whom = "for this account" if account else "for this account from your address"
+    return (f"Too many failed sign-ins {whom}. "
             f"Sign-in is locked for {minutes} more minute{'s' if minutes != 1 else ''}.")
 
 
@@ -111,9 +142,9 @@ class _LockoutCheck:
     lockout_message = ""
 
     def clean(self):
-        seconds = locked_for(self.data.get("username"), self.request)
-        if seconds:
-            self.lockout_message = lockout_message(seconds)
+        lockout = lockout_of(self.data.get("username"), self.request)
+        if lockout:
+            self.lockout_message = lockout_message(lockout.seconds, account=lockout.account)
             raise forms.ValidationError(self.lockout_message, code=LOCKED_CODE)
         return super().clean()
 

@@ -1,7 +1,8 @@
 from django.urls import path
 
 from collaboration.consumers import TaskConsumer
-from processes.consumers import InboxConsumer, MonitoringConsumer, ProcessConsumer
+from monitoring.consumers import MonitoringConsumer
+from processes.consumers import InboxConsumer, ProcessConsumer
 
 websocket_urlpatterns = [
     path("ws/inbox/", InboxConsumer.as_asgi()),

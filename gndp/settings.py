@@ -192,6 +192,10 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# An open WebSocket checks its session and its access again at least this often while it
+# delivers (processes.live_access); sign-outs, account and role changes and moved tasks make
+# it check at once.
+GNDP_SOCKET_RECHECK_SECONDS = float(os.environ.get("GNDP_SOCKET_RECHECK_SECONDS", "60"))
 
 # --- background work -----------------------------------------------------------------------
 if REDIS_URL:
@@ -392,10 +396,16 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 # Sign-in lockout (gndp.login_throttle): this many failures for one user name from one
-# address lock that pair out for the lockout time. Counted in the "login" cache, shared by
-# every process through Redis when REDIS_URL is set.
+# address lock that pair out for the lockout time; this many for one user name from any
+# addresses lock the account for its own lockout time (each counted over its lockout time).
+# Counted in the "login" cache, shared by every process through Redis when REDIS_URL is set.
 GNDP_LOGIN_FAILURE_LIMIT = int(os.environ.get("GNDP_LOGIN_FAILURE_LIMIT", "5"))
 GNDP_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("GNDP_LOGIN_LOCKOUT_SECONDS", "900"))
+GNDP_LOGIN_ACCOUNT_FAILURE_LIMIT = int(os.environ.get("GNDP_LOGIN_ACCOUNT_FAILURE_LIMIT", "20"))
+GNDP_LOGIN_ACCOUNT_LOCKOUT_SECONDS = int(os.environ.get("GNDP_LOGIN_ACCOUNT_LOCKOUT_SECONDS", "900"))
+# The proxies whose X-Forwarded-For is believed (gndp.addresses): addresses and CIDR
+# networks, comma separated; none by default, so the client is the connection's peer.
+GNDP_TRUSTED_PROXIES = env_list("GNDP_TRUSTED_PROXIES", "")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "login": (

@@ -7,8 +7,9 @@ histograms are built from each completed task's timestamps, and the gauges are t
 current state. A scrape is a handful of grouped queries; the result is kept for
 `CACHE_SECONDS` so that several scrapers cost one computation.
 
-Access: a bearer token (`GNDP_METRICS_TOKEN`, for Prometheus), or a signed-in staff user
-(session or API token). With neither the answer is 403: the figures describe the business.
+Access: a bearer token (`GNDP_METRICS_TOKEN`, for Prometheus), or a signed-in administrator
+who sees every process (a superuser, or `processes.view_all_processes`; session or API
+token). With neither the answer is 403: the figures describe the whole business.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gndp.api.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from processes.models import ProcessInstance, ProcessStatus
+from tasks.access import sees_everything
 from tasks.models import OPEN_TASK_STATUSES, SLA_BREACH_PENDING, SLA_WARN_PENDING, TaskInstance, TaskStatus
 
 from .stats import Seconds, report_transaction
@@ -207,13 +209,16 @@ def may_scrape(request: HttpRequest) -> bool:
         except AuthenticationFailed:
             found = None
         user = found[0] if found else None
-    return bool(user and user.is_active and (user.is_staff or user.is_superuser))
+    # System-wide figures: for an administrator who sees every process, as the dashboard's
+    # scope of everything (monitoring.selectors.scope_for); the staff flag alone opens the
+    # admin site, not every team's numbers.
+    return bool(user and user.is_active and sees_everything(user, "processes.view_all_processes"))
 
 
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if not may_scrape(request):
-        return HttpResponse("forbidden: a metrics token or a staff sign-in is needed\n", status=403,
+        return HttpResponse("forbidden: a metrics token or an administrator's sign-in is needed\n", status=403,
                             content_type="text/plain")
     # System-wide figures for an authorised scraper: the engine's view of the rows (gndp.rls).
     from gndp.rls import engine_scope

@@ -43,9 +43,9 @@ def dashboard(request):
         "window": window,
         "windows": WINDOWS if window in dict(WINDOWS) else [*WINDOWS, (window, window)],
         "health_states": selectors.HEALTH_STATES,
-        # /ws/monitoring/ accepts staff only (processes.consumers.MonitoringConsumer); the
-        # page of a manager who is not staff polls instead.
-        "live": "socket" if request.user.is_staff or request.user.is_superuser else "poll",
+        # /ws/monitoring/ accepts whoever scope_for lets in, and sends each the events of its
+        # own scope (monitoring.consumers); the page polls only where no socket is offered.
+        "live": "socket",
     }
     if parts is not None:
         return render(request, "monitoring/_dashboard_parts.html", context)

@@ -39,3 +39,14 @@ def secret_key_set(app_configs, **kwargs):
              "so that sessions and signed links stay valid across machines and redeploys.",
         id="gndp.W002",
     )]
+
+
+@checks.register(checks.Tags.security)
+def trusted_proxies_valid(app_configs, **kwargs):
+    from gndp.addresses import check_trusted_proxies
+
+    try:
+        check_trusted_proxies()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="gndp.E002")]
+    return []

@@ -4,8 +4,8 @@
     GET graph-hotspots?limit=            atoms with the most running processes waiting now
     GET travelled-paths?since=&until=&limit=   the most travelled step pairs in a window
 
-Any signed-in user may ask. Staff, superusers and holders of `view_all_processes` count
-every process; anyone else only the processes `tasks.access.visible_processes` gives them.
+Scoped as the dashboard is (`monitoring.selectors.scope_for`): superusers and holders of
+`view_all_processes` count every process, a manager its team's; anyone else is refused (403).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gndp.api.validation import validated
-from tasks.access import sees_everything, visible_processes
+from monitoring.selectors import scope_for
 
 from .graph import analytics
 from .models import ProcessInstance
@@ -32,10 +32,10 @@ MAX_LIMIT = 200
 
 
 def processes_counted_for(user) -> QuerySet[ProcessInstance] | None:
-    """The processes this user's analytics count: None for all of them."""
-    if user.is_staff or sees_everything(user, "processes.view_all_processes"):
-        return None
-    return visible_processes(user)
+    """The processes this user's analytics count: None for all of them; Forbidden for
+    anyone the dashboard refuses."""
+    scope = scope_for(user)
+    return None if scope.everything else scope.processes()
 
 
 # --- queries -------------------------------------------------------------------------------------
@@ -105,10 +105,12 @@ class TravelledPathsSerializer(serializers.Serializer):
 class GraphHotspotsView(APIView):
     @extend_schema(tags=TAGS, parameters=[GraphHotspotsQuerySerializer], responses=GraphHotspotsSerializer,
                    description="Atoms by the number of running processes waiting on them now (the step is "
-                               "active: its task is open), most first. Counts the processes the caller may see.")
+                               "active: its task is open), most first. Counts every process for an administrator, "
+                               "the team's for a manager; anyone else 403.")
     def get(self, request):
+        processes = processes_counted_for(request.user)
         query = validated(GraphHotspotsQuerySerializer, request.query_params, "invalid query parameters")
-        analysis = analytics.waiting_hotspots(query["limit"], processes=processes_counted_for(request.user))
+        analysis = analytics.waiting_hotspots(query["limit"], processes=processes)
         return Response({"computed_in": analysis.computed_in, "atoms": analysis.rows})
 
 
@@ -116,10 +118,11 @@ class TravelledPathsView(APIView):
     @extend_schema(tags=TAGS, parameters=[TravelledPathsQuerySerializer], responses=TravelledPathsSerializer,
                    description="Consecutive step pairs by how often processes travelled them in the window "
                                "[since, until): the target completed in the window right after the source, in "
-                               "the same process. Counts the processes the caller may see.")
+                               "the same process. Counts every process for an administrator, the team's for a "
+                               "manager; anyone else 403.")
     def get(self, request):
+        processes = processes_counted_for(request.user)
         query = validated(TravelledPathsQuerySerializer, request.query_params, "invalid query parameters")
-        analysis = analytics.travelled_paths(query["since"], query["until"], query["limit"],
-                                             processes=processes_counted_for(request.user))
+        analysis = analytics.travelled_paths(query["since"], query["until"], query["limit"], processes=processes)
         return Response({"since": query["since"], "until": query["until"],
                          "computed_in": analysis.computed_in, "paths": analysis.rows})

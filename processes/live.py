@@ -17,8 +17,11 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from .background import Drain
+from .models import EventType
 
 MONITORING_GROUP = "monitoring"
+_MOVED = frozenset({EventType.TASK_REASSIGNED, EventType.TASK_ESCALATED})
+_ASSIGNED = EventType.TASK_ASSIGNED
 
 T = TypeVar("T")
 
@@ -35,9 +38,26 @@ def role_group(role: str) -> str:
     return f"role.{role}"
 
 
+def task_group(task_id: int) -> str:
+    """The viewers of one task's discussion (`/ws/tasks/{id}/`)."""
+    return f"task.{task_id}"
+
+
+def user_group(user_id: int) -> str:
+    """Every open socket of one user: told to re-check its access (`processes.live_access`)."""
+    return f"user.{user_id}"
+
+
+def takes_access(event) -> bool:
+    """Whether someone may have lost sight of the event's process or task by it: a task moved
+    away from its assignee (and from that person's manager), or taken out of a role's queue
+    by one member (the others no longer see it)."""
+    return event.type in _MOVED or (event.type == _ASSIGNED and bool(event.payload.get("claimed")))
+
+
 def groups_of(event) -> list[str]:
     """The groups that hear of `event`: its process, the dashboard, and the inboxes and role
-    queues it touches."""
+    queues it touches; the task's own viewers when it moved between people."""
     groups = [process_group(event.process_id), MONITORING_GROUP]
     for key in ("assigned_to_id", "previous_assignee_id"):
         if event.payload.get(key):
@@ -46,17 +66,23 @@ def groups_of(event) -> list[str]:
     # routed straight to one person: those are that person's business.
     if event.payload.get("role") and (event.payload.get("queued") or event.payload.get("claimed")):
         groups.append(role_group(event.payload["role"]))
+    if event.task_id and takes_access(event):
+        groups.append(task_group(event.task_id))
     return list(dict.fromkeys(groups))
 
 
 def messages_for(events: Iterable, listening: Container[str]) -> list[tuple[str, dict]]:
     """(group, message) pairs for the groups among `listening`: each message is made only for
-    an event somebody hears (most groups have nobody listening at any moment)."""
+    an event somebody hears (most groups have nobody listening at any moment). The message
+    of an event that may take someone's access away says so (`recheck`): its listeners check
+    that they may still listen before they hear it (`processes.consumers`)."""
     pairs = []
     for event in events:
         groups = [group for group in groups_of(event) if group in listening]
         if groups:
             message = {"type": "event.message", "event": event.as_message()}
+            if takes_access(event):
+                message["recheck"] = True
             pairs += [(group, message) for group in groups]
     return pairs
 
@@ -153,7 +179,10 @@ async def _send(layer, pairs) -> None:
 def _one(messages: list[dict]) -> dict:
     if len(messages) == 1:
         return messages[0]
-    return {"type": "event.batch", "events": [message["event"] for message in messages]}
+    batch = {"type": "event.batch", "events": [message["event"] for message in messages]}
+    if any(message.get("recheck") for message in messages):
+        batch["recheck"] = True
+    return batch
 
 
 def _send_batch(events) -> None:

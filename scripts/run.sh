@@ -22,4 +22,6 @@ cat <<MSG
   Admin: http://$HOST:$PORT/admin/   API: http://$HOST:$PORT/api/docs/   Worker log: var/worker.log
 
 MSG
-$BIN/uvicorn gndp.asgi:application --host "$HOST" --port "$PORT" --log-level warning
+# --no-proxy-headers: the app alone decides whose X-Forwarded-For to believe (GNDP_TRUSTED_PROXIES);
+# uvicorn's own default believes it from any client on 127.0.0.1.
+$BIN/uvicorn gndp.asgi:application --host "$HOST" --port "$PORT" --log-level warning --no-proxy-headers

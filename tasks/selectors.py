@@ -10,10 +10,10 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
-from processes.errors import Forbidden, NotFound
+from processes.errors import NotFound
 
 from . import lookahead
-from .access import roles_of, visible_tasks
+from .access import roles_of, sees_everything, visible_tasks
 from .models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 from .permissions import is_manager_of
 from .rows import TaskRows
@@ -22,14 +22,14 @@ INBOX_ORDER = (F("priority_rank").asc(), F("due_date").asc(nulls_last=True), F("
 
 
 def subject_user(caller, username: str | None):
-    """The user whose inbox or stats are asked for: the caller, or someone it manages."""
+    """The user whose inbox or stats are asked for: the caller, someone it manages, or
+    anyone for an administrator who sees every task. Anyone else naming a user gets the
+    same 404 whether that user exists or not: the answer must not tell who has an account."""
     if not username or username == caller.get_username():
         return caller
     subject = get_user_model().objects.filter(username=username).select_related("workflow_profile").first()
-    if subject is None or not (caller.is_superuser or caller.is_staff or is_manager_of(caller, subject)):
-        # Whether that user exists is not the caller's business.
-        raise NotFound(f"no inbox for {username!r}") if subject is None or not caller.is_authenticated else \
-            Forbidden("only a manager or an administrator may read another user's inbox")
+    if subject is None or not (is_manager_of(caller, subject) or sees_everything(caller, "tasks.view_all_tasks")):
+        raise NotFound("no inbox of that user is visible to you")
     return subject
 
 

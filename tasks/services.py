@@ -289,6 +289,10 @@ def retry_task(task_id: Any, *, user) -> TaskInstance:
 
 # --- moving work between people ----------------------------------------------------------------
 
+NOT_A_TAKER = "the new assignee must be an active member of the task's role or the person it escalates to"
+NOT_A_TAKER_DETAIL = "no active user of this name may work this task"
+
+
 def _assign(process: ProcessInstance, task: TaskInstance, new_user, log: EventLog, event: str, **payload) -> None:
     previous = task.assigned_to
     _mark(task, assigned_to=new_user, **payload.pop("changes", {}))
@@ -304,26 +308,23 @@ def _assign(process: ProcessInstance, task: TaskInstance, new_user, log: EventLo
 
 
 def reassign_task(task_id: Any, *, user, new_assignee: str) -> TaskInstance:
-    """Hand a task to a member of its role; a manager may hand it to anyone on the team,
-    an administrator to anyone active."""
+    """Hand a task to someone who can work it: an active member of its role, or its
+    escalation manager (`_escalation_target`). Anyone else, and a name nobody active holds,
+    get the same 400: a refusal never tells whether a user exists."""
     from django.contrib.auth import get_user_model
 
     with transaction.atomic():
         process, task = _lock(task_id, user)
         _require_open(task)
+        _require_human(task)
         if process.is_final:
             raise Conflict(f"the process is {process.status}", code="process_closed")
-        target = get_user_model().objects.filter(username=new_assignee, is_active=True).first()
-        if target is None:
-            raise InvalidInput("unknown or inactive user", details={"new_assignee": "no active user with this name"})
-        admin = user.is_superuser or user.is_staff
-        manages_target = is_manager_of(user, target)
-        if not (admin or can_work_task(user, task) or (task.assigned_to and is_manager_of(user, task.assigned_to))):
+        if not (user.is_superuser or user.is_staff or can_work_task(user, task)
+                or (task.assigned_to and is_manager_of(user, task.assigned_to))):
             raise Forbidden("you may not reassign this task")
-        in_role = task.role in access.roles_of(target)
-        if not (admin or in_role or manages_target):
-            raise InvalidInput("the new assignee must be a member of the task's role or on your team",
-                               details={"new_assignee": f"not a member of {task.role}"})
+        target = get_user_model().objects.filter(username=new_assignee, is_active=True).first()
+        if target is None or not _may_take(task, target):
+            raise InvalidInput(NOT_A_TAKER, details={"new_assignee": NOT_A_TAKER_DETAIL})
         if task.assigned_to_id == target.pk:
             raise Conflict(f"the task is already assigned to {new_assignee}", code="no_change")
         log = EventLog(user, process_locked=True)
@@ -338,6 +339,7 @@ def escalate_task(task_id: Any, *, user=None, automatic: bool = False) -> TaskIn
     with transaction.atomic():
         process, task = _lock(task_id, None if automatic else user)
         _require_open(task)
+        _require_human(task)
         if process.is_final or process.status == ProcessStatus.SUSPENDED:
             raise Conflict(f"the process is {process.status}", code="invalid_state")
         if not automatic and not (
@@ -347,7 +349,7 @@ def escalate_task(task_id: Any, *, user=None, automatic: bool = False) -> TaskIn
             raise Forbidden("you may not escalate this task")
         target = _escalation_target(task)
         if target is None:
-            raise Conflict("nobody to escalate to: no manager is set", code="no_escalation_target")
+            raise Conflict("nobody to escalate to: no active manager is set", code="no_escalation_target")
         log = EventLog(None if automatic else user, process_locked=True)
         changes = {"priority": "high", "priority_rank": 0, "escalated": True}
         if task.assigned_to_id == target.pk:
@@ -361,13 +363,35 @@ def escalate_task(task_id: Any, *, user=None, automatic: bool = False) -> TaskIn
 
 
 def _escalation_target(task: TaskInstance):
+    """The person escalation hands the task to: its assignee's manager, or for an unassigned
+    task its role's escalation manager (`RoleSettings`). None when there is none, or when
+    that account is inactive: an inactive account can never work the task."""
     from .models import RoleSettings
 
     if task.assigned_to is not None:
         profile = getattr(task.assigned_to, "workflow_profile", None)
-        return profile.manager if profile and profile.manager_id else None
-    settings_row = RoleSettings.objects.filter(group__name=task.role).select_related("escalation_manager").first()
-    return settings_row.escalation_manager if settings_row else None
+        target = profile.manager if profile and profile.manager_id else None
+    else:
+        settings_row = RoleSettings.objects.filter(group__name=task.role).select_related("escalation_manager").first()
+        target = settings_row.escalation_manager if settings_row else None
+    return target if target is not None and target.is_active else None
+
+
+def _may_take(task: TaskInstance, target) -> bool:
+    """Whether `target` can work `task` once it holds it: an active member of the task's
+    role, or the person its escalation goes to. A task handed to anyone else would sit with
+    someone who should not see it, out of sight of whoever handed it over."""
+    if not target.is_active:
+        return False
+    if task.role and task.role in access.roles_of(target):
+        return True
+    escalation = _escalation_target(task)
+    return escalation is not None and escalation.pk == target.pk
+
+
+def _require_human(task: TaskInstance) -> None:
+    if task.kind == "system":
+        raise Conflict("system steps are run by workers, never handed to a person", code="system_task")
 
 
 def _require_open(task: TaskInstance) -> None:

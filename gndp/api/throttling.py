@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from rest_framework import throttling
 
+from gndp.addresses import client_address
+
 
 class UserRateThrottle(throttling.UserRateThrottle):
     def allow_request(self, request, view) -> bool:
@@ -37,6 +39,11 @@ class UserRateThrottle(throttling.UserRateThrottle):
             except ValueError:  # expired between the two calls
                 self.cache.set(current, 1, 2 * self.duration)
         return self.throttle_success()
+
+    def get_ident(self, request) -> str:
+        """An anonymous caller's address, read as everywhere else (`gndp.addresses`): DRF's
+        own believes any client's X-Forwarded-For."""
+        return client_address(request)
 
     def _estimate(self, elapsed: float) -> float:
         return self.previous * (1 - elapsed / self.duration) + self.current

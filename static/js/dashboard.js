@@ -2,8 +2,9 @@
 // carries, and live refreshes. Every event marks the parts it touches; after a quiet spell
 // (and at least every few seconds under a steady stream) one request fetches only those
 // parts, which the server returns as out-of-band fragments. After a reconnect every part
-// is fetched once, so what was missed offline is picked up. A manager who may not listen on
-// /ws/monitoring/ (it is for staff) gets the same refresh on a timer instead.
+// is fetched once, so what was missed offline is picked up. /ws/monitoring/ sends each viewer
+// its own scope's events (a manager's team, or everything); a page given no socket (null)
+// gets the same refresh on a timer instead.
 window.GNDP = window.GNDP || {};
 
 (function () {

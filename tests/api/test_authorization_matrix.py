@@ -146,6 +146,9 @@ def test_other_users_inbox_needs_to_be_their_manager(world):
     as_manager = client.get("/api/tasks/inbox", {"user_id": "assignee"})
     client.force_authenticate(users["stranger"])
     as_stranger = client.get("/api/tasks/inbox", {"user_id": "assignee"})
+    unknown = client.get("/api/tasks/inbox", {"user_id": "nobody-by-this-name"})
 
     assert [t["id"] for t in as_manager.json()] == [task.pk]
-    assert as_stranger.status_code == 403
+    # Whether the named user exists is not the stranger's business: the same 404 either way.
+    assert as_stranger.status_code == 404
+    assert as_stranger.content == unknown.content

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import include, path
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from processes.models import EventType, ProcessEvent, ProcessInstance
 from processes.versions import publish_journey
 from tasks import services as task_services
 from tasks.access import visible_processes
-from tasks.models import TaskInstance
+from tasks.models import Profile, TaskInstance
 from tests.factories import UserFactory
 
 EVERYTHING = dict(since=timezone.now() - timedelta(days=1), until=timezone.now() + timedelta(days=1))
@@ -188,22 +189,37 @@ HOTSPOTS_URL = "/api/monitoring/graph-hotspots"
 PATHS_URL = "/api/monitoring/travelled-paths"
 
 
-def test_staff_see_every_process_others_theirs(scenario, client):
-    client.force_login(UserFactory(username="staff", is_staff=True))
-    staff_hotspots = client.get(HOTSPOTS_URL).json()
-    staff_paths = client.get(PATHS_URL, {"limit": 2}).json()
-    client.force_login(scenario.checker)
-    checker_hotspots = client.get(HOTSPOTS_URL).json()
+def administrator():
+    """Staff who may see every process (the permission, not the staff flag, counts)."""
+    admin = UserFactory(username="ops", is_staff=True)
+    admin.user_permissions.set(Permission.objects.filter(codename="view_all_processes"))
+    return admin
 
-    assert staff_hotspots["computed_in"] == "sql"
-    assert [(row["atom_id"], row["processes"]) for row in staff_hotspots["atoms"]] == HOTSPOTS
-    assert [(row["source"], row["target"], row["travelled"]) for row in staff_paths["paths"]] == PATHS[:2]
-    assert staff_paths["paths"][0]["source_name"] == "Apply"
-    assert [(row["atom_id"], row["processes"]) for row in checker_hotspots["atoms"]] == [("atom-apply", 1)]
+
+def test_administrators_count_every_process_managers_their_team_and_others_are_refused(scenario, client):
+    lead = UserFactory(username="lead")
+    Profile.objects.filter(user=scenario.checker).update(manager=lead)
+    client.force_login(administrator())
+    admin_hotspots = client.get(HOTSPOTS_URL).json()
+    admin_paths = client.get(PATHS_URL, {"limit": 2}).json()
+    client.force_login(lead)
+    lead_hotspots = client.get(HOTSPOTS_URL).json()
+    refused = {}
+    for name, user in (("staff", UserFactory(username="staff", is_staff=True)), ("checker", scenario.checker)):
+        client.force_login(user)
+        refused[name] = (client.get(HOTSPOTS_URL).status_code, client.get(PATHS_URL).status_code)
+
+    assert admin_hotspots["computed_in"] == "sql"
+    assert [(row["atom_id"], row["processes"]) for row in admin_hotspots["atoms"]] == HOTSPOTS
+    assert [(row["source"], row["target"], row["travelled"]) for row in admin_paths["paths"]] == PATHS[:2]
+    assert admin_paths["paths"][0]["source_name"] == "Apply"
+    # the lead's team is the checker: the process the checker started waits at atom-apply
+    assert [(row["atom_id"], row["processes"]) for row in lead_hotspots["atoms"]] == [("atom-apply", 1)]
+    assert refused == {"staff": (403, 403), "checker": (403, 403)}
 
 
 def test_the_window_is_the_last_7_days_unless_given(db, client):
-    client.force_login(UserFactory(username="staff", is_staff=True))
+    client.force_login(administrator())
     until = timezone.now().replace(microsecond=0)
 
     default = client.get(PATHS_URL).json()
@@ -217,7 +233,7 @@ def test_the_window_is_the_last_7_days_unless_given(db, client):
                                    {"since": "2020-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
                                    {"limit": "0"}, {"until": "yesterday"}])
 def test_a_bad_query_is_400(db, client, query):
-    client.force_login(UserFactory(username="staff", is_staff=True))
+    client.force_login(administrator())
 
     response = client.get(PATHS_URL, query)
 

@@ -166,7 +166,7 @@ def test_bottlenecks_rank_atoms_by_waiting_time(world, checker):
     assert first["max_wait_seconds"] == pytest.approx(10 * 3600, abs=5)
 
 
-def test_prometheus_exposition_needs_staff_or_the_token(world, settings):
+def test_prometheus_exposition_needs_an_administrator_or_the_token(world, settings):
     process_services.suspend_process(world["other"][0].pk, user=world["olga"])
     sla.sweep(now=timezone.now() + 20 * HOUR)  # clara's task breaches (olga's is suspended)
 

@@ -102,3 +102,30 @@ def test_the_filters_and_the_timeline_change_in_place(live_app, login):
     expect(admin.locator(f"#dash-processes tr[data-process-id='{second.pk}']")).to_have_attribute("aria-current", "true")
     assert f"process={second.pk}" in admin.url
     assert admin.evaluate("window.notReloaded") is True
+
+
+def test_a_managers_dashboard_follows_its_teams_work_live(live_app, login):
+    # given: mona (no staff flag) manages clara; olga is on nobody's team
+    from tasks.models import Profile
+
+    publish_journey(yaml.safe_load(SMALL_JOURNEY))
+    mona = UserFactory(username="mona")
+    clerk = UserFactory(username="clara", roles=["role-clerk"])
+    Profile.objects.filter(user=clerk).update(manager=mona)
+    process = start_process(workflow_id="journey-small", user=clerk)
+
+    manager = login("mona")
+    manager.goto(live_app + "/dashboard/")
+    # then: the page listens on /ws/monitoring/ (no polling) and shows the team's process
+    expect(manager.locator("[data-live-status]")).to_have_text("live")
+    expect(manager.locator("[data-card=active]")).to_have_text("1")
+    manager.evaluate("window.notReloaded = true")
+
+    # when: clara completes her step through the API
+    api_post(live_app, clerk, f"/api/tasks/{open_task(process, 'atom-apply').pk}/complete",
+             {"result": {"amount": 10, "score": 500}})
+
+    # then: the timeline follows without a reload
+    manager.wait_for_function("document.getElementById('timeline-data').textContent.includes('atom-manual')",
+                              timeout=10_000)
+    assert manager.evaluate("window.notReloaded") is True
