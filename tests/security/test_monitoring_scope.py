@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission
 from processes.services import start_process
 from tasks import services as task_services
 from tasks.models import Profile, TaskInstance
-from tests.factories import UserFactory
+from tests.factories import START_ANY_JOURNEY, UserFactory
 
 from .sockets import browser_of, drain, opened, refusal
 
@@ -32,7 +32,7 @@ def org(small_version):
     ada = UserFactory(username="ada", is_staff=True)
     ada.user_permissions.set(Permission.objects.filter(codename="view_all_processes"))
     return {"mona": mona, "otto": otto, "clara": clara, "olga": olga, "ada": ada,
-            "stan": UserFactory(username="stan", is_staff=True), "sam": UserFactory(username="sam")}
+            "stan": UserFactory(username="stan", is_staff=True), "sam": UserFactory(username="sam", permissions=[START_ANY_JOURNEY])}
 
 
 def start_for(org, clerk: str):

@@ -20,7 +20,7 @@ from collaboration.services import comment_add
 from processes.services import start_process
 from tasks import services as task_services
 from tasks.models import Profile, TaskInstance
-from tests.factories import UserFactory
+from tests.factories import START_ANY_JOURNEY, UserFactory
 
 from .sockets import browser_of, drain, opened, until_closed
 
@@ -33,7 +33,7 @@ SIGNED_OUT, FORBIDDEN = 4401, 4403
 def world(small_version):
     """sam started the process; its first task went to clara (role-clerk), who reports to
     mona; clive is a clerk too (created after the routing); chet and cheryl are checkers."""
-    sam = UserFactory(username="sam")
+    sam = UserFactory(username="sam", permissions=[START_ANY_JOURNEY])
     mona = UserFactory(username="mona")
     clara = UserFactory(username="clara", roles=["role-clerk"])
     Profile.objects.filter(user=clara).update(manager=mona)

@@ -126,6 +126,6 @@ def test_a_managers_dashboard_follows_its_teams_work_live(live_app, login):
              {"result": {"amount": 10, "score": 500}})
 
     # then: the timeline follows without a reload
-    manager.wait_for_function("document.getElementById('timeline-data').textContent.includes('atom-manual')",
+    manager.wait_for_function("() => document.getElementById('timeline-data').textContent.includes('atom-manual')",
                               timeout=10_000)
     assert manager.evaluate("window.notReloaded") is True
