@@ -3,6 +3,8 @@ import os
 from celery import Celery
 from celery.signals import worker_process_init
 
+from gndp import filequeue  # noqa: F401 - registers the embedded default's broker (gndpfiles://)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gndp.settings")
 
 app = Celery("gndp")

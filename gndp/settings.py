@@ -186,10 +186,11 @@ if REDIS_URL:
     # A system step unacknowledged this long is redelivered to another worker.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 else:
-    # A folder on disk is a broker both the web process and the worker can reach.
+    # A folder on disk is a broker both the web process and the worker can reach: kombu's
+    # file-system transport made safe for concurrent writers and readers (gndp.filequeue).
     _queue_dir = VAR_DIR / "celery-queue"
     _queue_dir.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "gndpfiles://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
