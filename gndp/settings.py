@@ -88,11 +88,30 @@ TEMPLATES = [
 ]
 
 # --- state -------------------------------------------------------------------------------
+# WAL lets readers proceed beside the one writer; IMMEDIATE takes the write lock at BEGIN,
+# so two writers serialise (waiting up to `timeout` seconds) instead of failing halfway
+# through a step with "database is locked". Every SQLite database gets them, however named.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+SQLITE_TEST = {"NAME": os.environ.get("SQLITE_TEST_PATH", str(VAR_DIR / "test.sqlite3"))}
+
+
+def sqlite_database(settings_dict: dict) -> dict:
+    """`settings_dict` with the embedded default's SQLite options under its own."""
+    if settings_dict.get("ENGINE") == "django.db.backends.sqlite3":
+        settings_dict["OPTIONS"] = {**SQLITE_OPTIONS, **settings_dict.get("OPTIONS", {})}
+        settings_dict["TEST"] = {**SQLITE_TEST, **settings_dict.get("TEST", {})}
+    return settings_dict
+
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     # No persistent connections: under ASGI each request runs in a thread of its own, and a
     # connection kept per thread is a connection leaked. The pool below reuses them instead.
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    DATABASES = {"default": sqlite_database(dj_database_url.parse(DATABASE_URL, conn_max_age=0))}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's own, with a savepoint's release sent with later work (gndp/backends).
         DATABASES["default"]["ENGINE"] = "gndp.backends.postgresql"
@@ -116,27 +135,17 @@ if DATABASE_URL:
             # connection the server dropped while it sat idle is replaced, not handed out.
             DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
-    # WAL lets readers proceed beside the one writer; IMMEDIATE takes the write lock at
-    # BEGIN, so two writers serialise instead of failing halfway through a step.
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("SQLITE_PATH", str(VAR_DIR / "gndp.sqlite3")),
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": os.environ.get("SQLITE_TEST_PATH", str(VAR_DIR / "test.sqlite3"))},
-        }
-    }
+    DATABASES = {"default": sqlite_database({
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("SQLITE_PATH", str(VAR_DIR / "gndp.sqlite3")),
+    })}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Role separation (processes.db_roles, `manage.py setup_db_roles`): with this set, `migrate`
 # connects as the owner role and the app (DATABASE_URL) as a role that owns nothing and may
 # not UPDATE, DELETE or TRUNCATE the audit table.
 DATABASE_OWNER_URL = os.environ.get("DATABASE_OWNER_URL", "")
 if DATABASE_URL and DATABASE_OWNER_URL:
-    DATABASES["owner"] = dj_database_url.parse(DATABASE_OWNER_URL, conn_max_age=0)
+    DATABASES["owner"] = sqlite_database(dj_database_url.parse(DATABASE_OWNER_URL, conn_max_age=0))
 # Row-level security (gndp.rls): each request's user, and the engine's scope in every
 # transaction, reach PostgreSQL as session settings the policies read.
 GNDP_RLS = env_bool("GNDP_RLS", True)
@@ -144,7 +153,7 @@ GNDP_RLS = env_bool("GNDP_RLS", True)
 # never inside a transaction nor after a write of the same request.
 DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
 if DATABASE_URL and DATABASE_REPLICA_URL:
-    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=0)
+    DATABASES["replica"] = sqlite_database(dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=0))
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["gndp.db_router.ReplicaRouter"]
 GNDP_REPLICA_PATHS = env_list("GNDP_REPLICA_PATHS", "/api/monitoring/,/dashboard/,/metrics")
