@@ -10,6 +10,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gndp.settings")
 app = Celery("gndp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker process writes its own heartbeat row (dashboard, /metrics, anomalies).
+app.steps["worker"].add("monitoring.heartbeat:HeartbeatStep")
 
 
 @worker_process_init.connect

@@ -272,6 +272,16 @@ GNDP_FIELD_KEYS = env_list("GNDP_FIELD_KEYS", "")
 # --- monitoring ----------------------------------------------------------------------------
 # Bearer token Prometheus presents at /metrics; empty means staff sign-in only.
 GNDP_METRICS_TOKEN = os.environ.get("GNDP_METRICS_TOKEN", "")
+# Every worker process writes a heartbeat row this often (monitoring.heartbeat); one not
+# seen for the stale time counts as gone. A system step of a running process open longer
+# than the wait time is one no worker has run: the dashboard, /metrics and the anomaly
+# detector say so. Each web server process looks for such steps itself every watchdog
+# interval (anomalies.watchdog; 0: never), since the beat that runs the detector lives in
+# a worker, which may be the thing that is gone.
+GNDP_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("GNDP_WORKER_HEARTBEAT_SECONDS", "10"))
+GNDP_WORKER_STALE_SECONDS = float(os.environ.get("GNDP_WORKER_STALE_SECONDS", "60"))
+GNDP_SYSTEM_STEP_WAIT_SECONDS = float(os.environ.get("GNDP_SYSTEM_STEP_WAIT_SECONDS", "120"))
+GNDP_WATCHDOG_SECONDS = float(os.environ.get("GNDP_WATCHDOG_SECONDS", "30"))
 
 # --- notifications and collaboration -----------------------------------------------------------
 # The console backend prints emails (the embedded default); EMAIL_HOST switches to SMTP.

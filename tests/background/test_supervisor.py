@@ -5,88 +5,23 @@ supervisor does not outlive whoever started it."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from django.db import connection
 
-from tests.conftest import ROOT, _database_url
+from tests.background.conftest import DIED, STARTED, Supervised, alive, app_env, wait_until, worker_argv
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
-
-STARTED = re.compile(r"gndp-supervisor: worker started \(pid (\d+)\)")
-DIED = re.compile(r"gndp-supervisor: worker \(pid (\d+)\) died: (.+?) after [\d.]+ s; restart (\d+) in ([\d.]+) s")
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-
-
-class Supervised:
-    """`python -m gndp.supervisor` as `make run` starts it, its console read on a file."""
-
-    def __init__(self, tmp_path, command: list[str], *extra: str, env: dict | None = None):
-        self.log = tmp_path / "worker.log"
-        self.console = tmp_path / "console.txt"
-        with open(self.console, "w") as console:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gndp.supervisor", "--log", str(self.log), *extra, "--", *command],
-                cwd=ROOT, env=env or dict(os.environ), stdout=console, stderr=subprocess.STDOUT,
-                start_new_session=True)
-
-    def said(self) -> str:
-        return self.console.read_text()
-
-    def logged(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (dead, not yet reaped by its parent) still answers signal 0.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(")")[-1].split()[0] != "Z"
-
-
-def worker_command() -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "gndp", "worker", "--pool=solo", "--loglevel=INFO",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"supervised-{os.getpid()}@%h"]
-
-
-def worker_env(tmp_path) -> dict:
-    env = dict(os.environ, DATABASE_URL=_database_url(), GNDP_VAR_DIR=str(tmp_path / "var"), PYTHONPATH=str(ROOT))
-    if connection.vendor == "sqlite":
-        env["SQLITE_PATH"] = connection.settings_dict["NAME"]
-    return env
 
 
 @pytest.mark.worker
 def test_a_worker_killed_with_kill_9_is_started_again_and_the_death_is_said(transactional_db, tmp_path):
     # given a supervised Celery worker that is ready
-    supervised = Supervised(tmp_path, worker_command(), "--min-backoff", "0.5", env=worker_env(tmp_path))
+    supervised = Supervised(tmp_path, worker_argv("supervised"), "--min-backoff", "0.5", env=app_env(tmp_path))
     try:
         first = int(wait_until(lambda: STARTED.search(supervised.said()), 30, "the first start")[1])
         wait_until(lambda: supervised.logged().count("ready.") == 1, 60, "the worker to be ready")
