@@ -188,6 +188,9 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# With the in-memory layer, a server process with sockets open reads what other processes
+# (the worker) committed this often and passes it on live (processes.tail); 0: never.
+GNDP_LIVE_TAIL_SECONDS = float(os.environ.get("GNDP_LIVE_TAIL_SECONDS", "0.5"))
 
 # --- background work -----------------------------------------------------------------------
 if REDIS_URL:

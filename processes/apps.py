@@ -6,7 +6,7 @@ class ProcessesConfig(AppConfig):
     verbose_name = "Processes"
 
     def ready(self) -> None:
-        from . import checks, handlers  # noqa: F401  (checks registers the security checks)
+        from . import checks, handlers, live  # noqa: F401  (checks registers the security checks; live, the tail)
         from .writes import cache_step_statement_parsing
 
         handlers.load_handler_modules()

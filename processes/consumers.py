@@ -11,7 +11,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from tasks.access import roles_of, visible_processes
 
-from . import live
+from . import live, tail
 
 # Close codes in the application range (4000-4999), so a client can tell why.
 UNAUTHENTICATED = 4401
@@ -37,6 +37,9 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = groups
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
+        if live.follows_others(self.channel_layer):
+            # What other processes (the worker) commit from now on reaches this socket too.
+            await database_sync_to_async(tail.listen)()
         await self.accept()
 
     async def disconnect(self, code) -> None:
