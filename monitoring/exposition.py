@@ -173,8 +173,8 @@ def timer_metrics() -> Iterable:
 
 
 def worker_metrics() -> Iterable:
-    """Whether system steps are being run (`monitoring.workers`): the workers' heartbeats and
-    the steps that have waited for one longer than GNDP_SYSTEM_STEP_WAIT_SECONDS."""
+    """Whether background work is being done (`monitoring.workers`): the workers' heartbeats,
+    the steps that have waited for one and the SLA timers that the beat has not fired."""
     from .workers import worker_health
 
     health = worker_health()
@@ -189,7 +189,11 @@ def worker_metrics() -> Iterable:
         "gndp_system_steps_waiting",
         "Open system steps of running processes created longer than GNDP_SYSTEM_STEP_WAIT_SECONDS ago.")
     waiting.add_metric([], health.waiting)
-    return [seen, alive, waiting]
+    late = GaugeMetricFamily(
+        "gndp_sla_timers_late",
+        "SLA timers due longer than GNDP_SYSTEM_STEP_WAIT_SECONDS ago and not fired: the beat is not running.")
+    late.add_metric([], health.timers_late)
+    return [seen, alive, waiting, late]
 
 
 # --- the view ------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@ Two signs, read together by the dashboard's banner, `/metrics` and the anomaly d
   `GNDP_WORKER_STALE_SECONDS`, from a worker that has not stopped cleanly;
 - **system steps waiting**: open system steps of running processes created longer than
   `GNDP_SYSTEM_STEP_WAIT_SECONDS` ago. This also catches workers that beat but do not take
-  work (a lost message, a stuck consumer, all of them busy).
+  work (a lost message, a stuck consumer, all of them busy);
+- **SLA timers late**: warnings and escalations due longer than that same time ago and not
+  fired: the beat that runs the SLA sweep every 5 s is not running (`make run` runs it
+  inside its worker; in production it is a process of its own).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
 from processes.models import ProcessInstance, ProcessStatus
-from tasks.models import OPEN_TASK_STATUSES, TaskInstance
+from tasks.models import OPEN_TASK_STATUSES, SLA_BREACH_PENDING, SLA_WARN_PENDING, TaskInstance
 
 from .models import WorkerHeartbeat
 
@@ -43,6 +46,7 @@ class WorkerHealth:
     last_stopped: bool  # the newest heartbeat is a clean shutdown's
     waiting: int  # system steps waiting longer than the wait time
     oldest_waiting_at: datetime | None
+    timers_late: int  # SLA timers due longer than the wait time ago, not fired
     now: datetime
 
     @property
@@ -58,7 +62,7 @@ class WorkerHealth:
         """`down`: no worker; `lagging`: workers, but steps wait; `ok`."""
         if not self.alive:
             return DOWN
-        return LAGGING if self.waiting else OK
+        return LAGGING if self.waiting or self.timers_late else OK
 
     def as_dict(self) -> dict:
         return {
@@ -67,6 +71,7 @@ class WorkerHealth:
             "last_node": self.last_node, "last_pid": self.last_pid, "last_stopped": self.last_stopped,
             "system_steps_waiting": self.waiting,
             "oldest_waiting_seconds": None if self.oldest_waiting_for is None else round(self.oldest_waiting_for, 1),
+            "sla_timers_late": self.timers_late,
             "stale_after_seconds": stale_after().total_seconds(), "wait_after_seconds": wait_after().total_seconds(),
         }
 
@@ -79,8 +84,20 @@ def waiting_system_steps(now: datetime, processes: QuerySet[ProcessInstance] | N
     return steps if processes is None else steps.filter(process__in=processes)
 
 
+def late_sla_timers(now: datetime, processes: QuerySet[ProcessInstance] | None = None) -> int:
+    """SLA warnings and escalations of running processes due longer than the wait time ago
+    that no sweep has fired (among `processes`, when given)."""
+    late = now - wait_after()
+    tasks = TaskInstance.objects.filter(process__status=ProcessStatus.RUNNING)
+    if processes is not None:
+        tasks = tasks.filter(process__in=processes)
+    return (tasks.filter(SLA_WARN_PENDING, due_date__lt=late).count()
+            + tasks.filter(SLA_BREACH_PENDING, escalate_at__lt=late).count())
+
+
 def worker_health(*, now: datetime | None = None, processes: QuerySet[ProcessInstance] | None = None) -> WorkerHealth:
-    """The workers' heartbeats and the system steps waiting (among `processes`, when given)."""
+    """The workers' heartbeats, the system steps waiting and the SLA timers late (among
+    `processes`, when given)."""
     now = now or timezone.now()
     last = WorkerHeartbeat.objects.order_by("-last_seen_at", "-id").values(
         "last_seen_at", "node", "pid", "stopped_at").first()
@@ -89,5 +106,6 @@ def worker_health(*, now: datetime | None = None, processes: QuerySet[ProcessIns
     return WorkerHealth(
         alive=alive, last_seen_at=last["last_seen_at"] if last else None, last_node=last["node"] if last else "",
         last_pid=last["pid"] if last else None, last_stopped=bool(last and last["stopped_at"]),
-        waiting=waiting["n"], oldest_waiting_at=waiting["oldest"], now=now,
+        waiting=waiting["n"], oldest_waiting_at=waiting["oldest"], timers_late=late_sla_timers(now, processes),
+        now=now,
     )

@@ -162,6 +162,31 @@ def test_workers_that_beat_but_do_not_take_the_work_are_told_apart(children, bac
                      reason), reason
 
 
+def test_sla_timers_that_no_beat_fires_are_shown_too(children, background_version, purge_broker, client):
+    admin = UserFactory(username="ada", is_staff=True, is_superuser=True)
+    UserFactory(username="bea", roles=["role-bg"])
+    client.force_login(admin)
+    # given a worker without a beat, which ran the system step before the review
+    children.worker("no-beat", GNDP_WORKER_HEARTBEAT_SECONDS="0.3")
+    process = start_process(workflow_id="journey-bg", user=admin)
+    review = wait_until(lambda: TaskInstance.objects.filter(process=process, atom_id="bg-review").first(), 30,
+                        "the review")
+    # when the review's SLA target passed five minutes ago and nothing fired it
+    TaskInstance.objects.filter(pk=review.pk).update(due_date=timezone.now() - timezone.timedelta(minutes=5))
+    # then the banner is amber and names the beat, and /metrics counts the timer
+    page = client.get("/dashboard/").content.decode()
+    assert 'data-worker-state="lagging"' in page and 'data-timers-late="1"' in page
+    assert "1 SLA timer</span> more than 2m past due and not fired." in page
+    exposition._cache.clear()
+    assert metric(client.get("/metrics").content.decode(), "gndp_sla_timers_late") == "1.0"
+    # and once the sweep runs (sent to the worker as the beat would), all is well again
+    from monitoring.tasks import sweep_sla
+
+    sweep_sla.delay()
+    wait_until(lambda: TaskInstance.objects.get(pk=review.pk).sla_warned_at, 30, "the warning to fire")
+    assert 'data-worker-state="ok"' in client.get("/dashboard/").content.decode()
+
+
 def test_a_server_notices_system_steps_no_worker_runs_by_itself(children, background_version, purge_broker):
     # given a web server and no worker at all (so no beat runs the detector either)
     children.server(GNDP_WATCHDOG_SECONDS="0.5", GNDP_SYSTEM_STEP_WAIT_SECONDS="1")
