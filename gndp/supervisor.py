@@ -93,6 +93,9 @@ class Supervisor:
                     self._stop.set()
             if self._stop.is_set():
                 break
+            # What the child left behind in its session (a prefork worker's pool processes)
+            # goes with it: orphans would hold messages and connections the new one needs.
+            _signal_group(child, signal.SIGKILL)
             lived = time.monotonic() - started
             backoff = self.min_backoff if lived >= self.stable else backoff
             self.restarts += 1

@@ -69,3 +69,20 @@ def test_the_supervisor_stops_its_worker_when_whoever_started_it_is_gone(tmp_pat
     # then the supervisor stops its child and exits
     wait_until(lambda: not alive(supervisor) and not alive(child), 20, "the supervisor and its child to stop")
     assert "the process that started me is gone" in console.read_text()
+
+
+def test_what_a_dead_worker_leaves_behind_in_its_session_goes_with_it(tmp_path):
+    # given a supervised command that has a process of its own (as a prefork worker has its pool)
+    orphan_file = tmp_path / "orphan"
+    command = ["bash", "-c", f"sleep 600 & echo $! > {orphan_file}; exec sleep 601"]
+    supervised = Supervised(tmp_path, command, "--min-backoff", "5")
+    try:
+        first = int(wait_until(lambda: STARTED.search(supervised.said()), 30, "the start")[1])
+        orphan = int(wait_until(lambda: orphan_file.exists() and orphan_file.read_text().strip(), 10, "the orphan"))
+        # when the command itself is killed
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: DIED.search(supervised.said()), 30, "the death to be said")
+        # then its orphan is killed too, before anything is started again
+        wait_until(lambda: not alive(orphan), 5, "the orphan to be gone")
+    finally:
+        supervised.stop()
