@@ -7,9 +7,15 @@ thread in the worker's main process that inserts the row at startup, moves its
 `last_seen_at` every `GNDP_WORKER_HEARTBEAT_SECONDS`, and sets `stopped_at` on a clean
 shutdown. A worker killed with kill -9 simply stops beating.
 
-The beats use a connection of their own outside the connection pool (alias `HEARTBEAT`,
-opened and closed for each beat): the worker's main process forks its pool processes, and
-a child must not inherit a pool, or a connection, that its parent goes on using.
+The worker's main process forks its pool processes (at start, and again whenever one dies
+or reaches its task limit), and this thread runs in that process. Hence:
+
+- the beats use a connection of their own outside the connection pool (alias `HEARTBEAT`,
+  opened and closed for each beat): a child must not inherit a pool, or a connection, that
+  its parent goes on using;
+- a fork waits until the thread is out of the database driver (`_in_database`, taken by an
+  at-fork hook): forked while this thread held SQLite's (or libpq's) internal mutex, a
+  pool process waited for ever on its first connection, and the worker took no more work.
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT = "heartbeat"
 KEEP = timedelta(days=7)
+
+# Held while this module's thread is in the database driver; a fork of this process (a pool
+# process) waits for it, so that no child starts with a driver mutex its parent's thread held.
+_in_database = threading.Lock()
+os.register_at_fork(before=_in_database.acquire, after_in_parent=_in_database.release,
+                    after_in_child=_in_database.release)
 
 
 def heartbeat_alias() -> str:
@@ -70,6 +82,10 @@ class Heartbeat:
             self._write()
 
     def _write(self, *, stopped: bool = False) -> None:
+        with _in_database:
+            self._write_row(stopped)
+
+    def _write_row(self, stopped: bool) -> None:
         from .models import WorkerHeartbeat
 
         alias = heartbeat_alias()
@@ -90,12 +106,13 @@ class Heartbeat:
         from .models import WorkerHeartbeat
 
         alias = heartbeat_alias()
-        try:
-            WorkerHeartbeat.objects.using(alias).filter(last_seen_at__lt=timezone.now() - KEEP).delete()
-        except Exception:  # noqa: BLE001 - old rows are only clutter
-            log.warning("old worker heartbeats could not be removed", exc_info=True)
-        finally:
-            connections[alias].close()
+        with _in_database:
+            try:
+                WorkerHeartbeat.objects.using(alias).filter(last_seen_at__lt=timezone.now() - KEEP).delete()
+            except Exception:  # noqa: BLE001 - old rows are only clutter
+                log.warning("old worker heartbeats could not be removed", exc_info=True)
+            finally:
+                connections[alias].close()
 
 
 class HeartbeatStep(bootsteps.StartStopStep):

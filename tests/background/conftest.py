@@ -165,9 +165,9 @@ def children(transactional_db, tmp_path):
     celery_app.conf.task_always_eager = False
 
     class Start:
-        def worker(self, name: str = "worker", *, queues: str = "", **env: str) -> Child:
-            child = Child(name, worker_argv(name, *(["-Q", queues] if queues else [])), app_env(tmp_path, **env),
-                          tmp_path)
+        def worker(self, name: str = "worker", *, queues: str = "", argv: tuple[str, ...] = (), **env: str) -> Child:
+            child = Child(name, worker_argv(name, *(["-Q", queues] if queues else []), *argv),
+                          app_env(tmp_path, **env), tmp_path)
             started.append(child)
             child.wait_for_log("ready.")
             return child

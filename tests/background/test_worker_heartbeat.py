@@ -68,6 +68,20 @@ def test_each_worker_process_beats_a_killed_one_stops_and_a_clean_stop_says_so(t
     assert sorted(WorkerHeartbeat.objects.values_list("pid", flat=True)) == sorted([first, second])
 
 
+def test_pool_processes_forked_while_the_heartbeat_writes_still_take_work(children, background_version, purge_broker):
+    # given a prefork worker that forks a new pool process after every task (as it does when
+    # one dies), while its heartbeat thread is in the database nearly all the time
+    admin = UserFactory(username="ada", is_staff=True, is_superuser=True)
+    children.worker("forking", argv=("--pool=prefork", "--concurrency=2", "--max-tasks-per-child=1"),
+                    GNDP_WORKER_HEARTBEAT_SECONDS="0.002")
+    # when forty system steps are sent to it
+    processes = [start_process(workflow_id="journey-bg", user=admin) for _ in range(40)]
+    # then every one of them is run: no pool process hangs on a lock inherited mid-beat
+    steps = TaskInstance.objects.filter(process__in=processes, atom_id="bg-check")
+    wait_until(lambda: steps.filter(status="completed").count() == 40, 120,
+               "forty system steps run by freshly forked pool processes", interval=0.5)
+
+
 def metric(body: str, name: str) -> str:
     return re.search(rf"^{name} (\S+)$", body, re.M)[1]
 
