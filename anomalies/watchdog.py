@@ -17,6 +17,8 @@ import threading
 from django.conf import settings
 from django.db import connections
 
+from gndp.forksafe import database_use
+
 log = logging.getLogger(__name__)
 
 _started: dict[int, threading.Thread] = {}  # by process id: a forked server starts its own
@@ -45,14 +47,15 @@ def _run(interval: float) -> None:
 def check() -> None:
     from .detection import detect_waiting_system_steps
 
-    try:
-        result = detect_waiting_system_steps()
-        if result.opened:
-            log.warning("system steps not run: %s", result.as_dict())
-        elif result.resolved:
-            log.info("system steps not run: %s", result.as_dict())
-    except Exception:  # noqa: BLE001 - the next round tries again
-        log.warning("the watchdog could not look for system steps not run", exc_info=True)
-    finally:
-        # Its own connection, given back between rounds (a pooled one, on PostgreSQL).
-        connections.close_all()
+    with database_use():  # a server forked from this process waits for the round (gndp.forksafe)
+        try:
+            result = detect_waiting_system_steps()
+            if result.opened:
+                log.warning("system steps not run: %s", result.as_dict())
+            elif result.resolved:
+                log.info("system steps not run: %s", result.as_dict())
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.warning("the watchdog could not look for system steps not run", exc_info=True)
+        finally:
+            # Its own connection, given back between rounds (a pooled one, on PostgreSQL).
+            connections.close_all()

@@ -13,9 +13,9 @@ or reaches its task limit), and this thread runs in that process. Hence:
 - the beats use a connection of their own outside the connection pool (alias `HEARTBEAT`,
   opened and closed for each beat): a child must not inherit a pool, or a connection, that
   its parent goes on using;
-- a fork waits until the thread is out of the database driver (`_in_database`, taken by an
-  at-fork hook): forked while this thread held SQLite's (or libpq's) internal mutex, a
-  pool process waited for ever on its first connection, and the worker took no more work.
+- a fork waits until the thread is out of the database driver (`gndp.forksafe`): forked
+  while this thread held SQLite's internal mutex, a pool process waited for ever on its
+  first connection, and the worker took no more work.
 """
 
 from __future__ import annotations
@@ -32,16 +32,12 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
+from gndp.forksafe import database_use
+
 log = logging.getLogger(__name__)
 
 HEARTBEAT = "heartbeat"
 KEEP = timedelta(days=7)
-
-# Held while this module's thread is in the database driver; a fork of this process (a pool
-# process) waits for it, so that no child starts with a driver mutex its parent's thread held.
-_in_database = threading.Lock()
-os.register_at_fork(before=_in_database.acquire, after_in_parent=_in_database.release,
-                    after_in_child=_in_database.release)
 
 
 def heartbeat_alias() -> str:
@@ -82,7 +78,7 @@ class Heartbeat:
             self._write()
 
     def _write(self, *, stopped: bool = False) -> None:
-        with _in_database:
+        with database_use():
             self._write_row(stopped)
 
     def _write_row(self, stopped: bool) -> None:
@@ -106,7 +102,7 @@ class Heartbeat:
         from .models import WorkerHeartbeat
 
         alias = heartbeat_alias()
-        with _in_database:
+        with database_use():
             try:
                 WorkerHeartbeat.objects.using(alias).filter(last_seen_at__lt=timezone.now() - KEEP).delete()
             except Exception:  # noqa: BLE001 - old rows are only clutter

@@ -32,6 +32,8 @@ from typing import Callable, Iterable
 from django.conf import settings
 from django.db import connections
 
+from gndp.forksafe import database_use
+
 log = logging.getLogger(__name__)
 
 GRACE = 60.0  # seconds a hole is looked for, as the notification relay waits for one
@@ -179,16 +181,17 @@ def _run(interval: float) -> None:
                 # Decided under the lock `listen` takes: a socket that joins now starts a new tail.
                 _thread = None
                 return
-        try:
-            now = time.monotonic()
-            for source in list(_sources.values()):
-                while source.round(now):
-                    pass
-        except Exception:  # noqa: BLE001 - the next round reads from where this one stopped
-            log.warning("the live tail could not read the tables", exc_info=True)
-        finally:
-            # This thread's connection, given back between rounds (to the pool, on PostgreSQL).
-            connections.close_all()
+        with database_use():  # see gndp.forksafe
+            try:
+                now = time.monotonic()
+                for source in list(_sources.values()):
+                    while source.round(now):
+                        pass
+            except Exception:  # noqa: BLE001 - the next round reads from where this one stopped
+                log.warning("the live tail could not read the tables", exc_info=True)
+            finally:
+                # This thread's connection, given back between rounds (to the pool, on PostgreSQL).
+                connections.close_all()
 
 
 def running() -> bool:
