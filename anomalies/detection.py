@@ -374,7 +374,8 @@ class DetectionResult:
     resolved: int = 0
 
     def as_dict(self) -> dict:
-        return {"found": self.found, "opened": self.opened, "resolved": self.resolved}
+        return {"found": {str(kind): n for kind, n in self.found.items()}, "opened": self.opened,
+                "resolved": self.resolved}
 
 
 def detect(*, now: datetime | None = None) -> DetectionResult:
