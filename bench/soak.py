@@ -21,8 +21,8 @@ database for the workers' heartbeats, and the worker's log for the supervisor's 
 
 At the end it checks that every process completed with every step done once, that every
 review step arrived live once, and that every worker that stopped beating without a clean
-stop was reported dead by the supervisor (and every death it reported was a worker that
-had beaten); prints one JSON line of figures and exits 1 on any loss.
+stop (during the soak or shortly before) was reported dead by the supervisor; prints one
+JSON line of figures and exits 1 on any loss.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import requests
@@ -320,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = worker_log_lines(args.worker_log, log_offset)
     died = [int(pid) for line in lines for pid in DIED.findall(line)]
     restarted = [int(pid) for line in lines for pid in STARTED.findall(line)]
-    beats = heartbeats(began_at)
+    ever_died = {int(pid) for line in worker_log_lines(args.worker_log, 0) for pid in DIED.findall(line)}
+    # The workers that beat during the soak, or shortly before it began (one that died just
+    # before is as much a loss as one that dies during it).
+    beats = heartbeats(began_at - timedelta(seconds=2 * settings.GNDP_WORKER_STALE_SECONDS))
     beaten = {row["pid"] for row in beats}
     # A worker that stopped beating with no clean stop and is gone: a death.
     gone = {row["pid"] for row in beats if row["stopped_at"] is None and not pid_alive(row["pid"])}
@@ -344,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker_deaths_reported": len(died),
         "worker_starts_reported": len(restarted),
         "worker_heartbeat_rows": len(beats),
-        "worker_deaths_unreported": len(gone - set(died)),
+        "worker_deaths_unreported": len(gone - ever_died),
         "worker_deaths_never_beaten": len(set(died) - beaten),
         "api_errors": soak.user.errors + soak.admin.errors,
         "api_server_errors": soak.user.server_errors + soak.admin.server_errors,
