@@ -1,8 +1,8 @@
 """Settings read from the environment, with embedded defaults that need nothing installed.
 
 Unset `DATABASE_URL`, `REDIS_URL` and `NEO4J_URI` give SQLite, the in-memory channel layer,
-a file-system Celery transport and the embedded graph store: `make run` works on a laptop
-with nothing but Python. Set them and the same code runs on PostgreSQL, Redis and Neo4j.
+a folder queue as the Celery broker (gndp.filequeue) and the embedded graph store: `make
+run` works on a laptop with nothing but Python. Set them and the same code runs on PostgreSQL, Redis and Neo4j.
 """
 
 import os
