@@ -9,14 +9,13 @@ process's listeners through `processes.tail`, once each.
 from __future__ import annotations
 
 import logging
-
 from collections import defaultdict
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from processes import tail
-from processes.live import run_for_listeners
+from processes.live import listened_groups, run_for_listeners
 from processes.models import DiscussionEventType, ProcessEvent
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ def publish_to_task(task_id: int, events) -> None:
     if layer is None:
         return
     if isinstance(layer, InMemoryChannelLayer):
-        events = _discussed_elsewhere.fresh(events)  # once, here or by the tail
+        events = _discussions.fresh(events)  # once, here or by the tail
         if not events:
             return
     messages = [{"type": "event.message", "event": event.as_message()} for event in events]
@@ -46,8 +45,6 @@ def publish_to_task(task_id: int, events) -> None:
         log.warning("could not publish %d events to task %s", len(messages), task_id, exc_info=True)
 
 
-
-
 def _publish_discussed_elsewhere(events: list[ProcessEvent]) -> None:
     """The discussion events of tasks that another process committed, to the tasks' viewers here."""
     layer = get_channel_layer()
@@ -55,7 +52,10 @@ def _publish_discussed_elsewhere(events: list[ProcessEvent]) -> None:
     for event in events:
         if event.task_id and event.type in DiscussionEventType.values:
             by_task[event.task_id].append({"type": "event.message", "event": event.as_message()})
-    listening = {task_id: messages for task_id, messages in by_task.items() if layer.groups.get(task_group(task_id))}
+    if not by_task:
+        return
+    heard = listened_groups(layer, [task_group(task_id) for task_id in by_task])
+    listening = {task_id: messages for task_id, messages in by_task.items() if task_group(task_id) in heard}
     if not listening:
         return
 
@@ -67,4 +67,5 @@ def _publish_discussed_elsewhere(events: list[ProcessEvent]) -> None:
     run_for_listeners(layer, send)
 
 
-_discussed_elsewhere = tail.hand(ProcessEvent, _publish_discussed_elsewhere)
+# The discussions: ours at our commit, other processes' as the tail reads them.
+_discussions = tail.hand(ProcessEvent, _publish_discussed_elsewhere)

@@ -43,7 +43,7 @@ def push(notifications: list[Notification]) -> None:
     if layer is None:
         return
     if isinstance(layer, InMemoryChannelLayer):
-        notifications = _made_elsewhere.fresh(notifications)  # once, here or by the tail
+        notifications = _bells.fresh(notifications)  # once, here or by the tail
     _push(layer, notifications)
 
 
@@ -94,5 +94,5 @@ async def _send_all(layer, pairs) -> None:
     await asyncio.gather(*(layer.group_send(group, message) for group, message in pairs))
 
 
-# The notifications other processes make, read by the tail, to the same bells as our own.
-_made_elsewhere = tail.hand(Notification, _push_made_elsewhere)
+# The bells: ours at our deliveries, other processes' as the tail reads their notifications.
+_bells = tail.hand(Notification, _push_made_elsewhere)

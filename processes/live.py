@@ -70,7 +70,7 @@ def broadcast(events: Iterable) -> None:
         return
     if isinstance(layer, InMemoryChannelLayer):
         # Once each, whether the commit here or the tail of the event log gets there first.
-        _publish(layer, _committed_elsewhere.fresh(events))
+        _publish(layer, _events.fresh(events))
         return
     # The messages are made on the publisher's thread, which runs while the committing thread
     # waits on the database: the events of a committed step do not change.
@@ -169,8 +169,8 @@ def follows_others(layer) -> bool:
     return isinstance(layer, InMemoryChannelLayer) and settings.GNDP_LIVE_TAIL_SECONDS > 0
 
 
-# The events other processes commit, read by the tail, to the same groups as our own.
-_committed_elsewhere = tail.hand(ProcessEvent, _send_batch)
+# The events to their groups: ours at our commit, other processes' as the tail reads them.
+_events = tail.hand(ProcessEvent, _send_batch)
 
 
 _loops = threading.local()
