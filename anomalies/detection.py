@@ -18,6 +18,16 @@ history of the same step (or the same journey version).
 
 Every judgment needs enough history (`MIN_SAMPLES` completions of the step,
 `MIN_PATH_HISTORY` completed processes); without it nothing is flagged.
+
+One kind is no statistic but an operational fault:
+
+- **System step not run**: a system step of a running process that no worker has run
+  within `GNDP_SYSTEM_STEP_WAIT_SECONDS`, with why as far as the workers' heartbeats tell
+  (`monitoring.workers`): no worker at all, the last one gone since when, or workers that
+  beat but do not take the work. Besides the periodic run in a worker, every web server
+  process looks for these itself (`anomalies.watchdog`), since a dead worker runs no
+  detection either. The next run that finds the step done (or the process no longer
+  running) resolves it.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from monitoring.stats import DurationSeconds, Seconds, grouped_stats
 from processes.models import DiscussionEventType, EventType, ProcessEvent, ProcessInstance, ProcessStatus
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 
-from .models import Anomaly, AnomalyKind
+from .models import TRANSIENT_KINDS, Anomaly, AnomalyKind
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +224,57 @@ def find_unusual_durations(now: datetime, stats: dict[tuple[str, str], StepStats
     return findings
 
 
+WAITING_LIMIT = 1000  # system steps judged per run: the oldest first
+
+
+def find_waiting_system_steps(now: datetime) -> list[Finding]:
+    """System steps of running processes that no worker has run within the wait time."""
+    from monitoring.workers import waiting_system_steps, worker_health
+
+    steps = list(waiting_system_steps(now).order_by("created_at", "pk").values(
+        "pk", "process_id", "atom_id", "name", "created_at", "attempts", "last_error", "process__journey_id",
+        "process__workflow_id")[:WAITING_LIMIT])
+    if not steps:
+        return []
+    health = worker_health(now=now)
+    why = _why_not_run(health)
+    limit = max(float(settings.GNDP_SYSTEM_STEP_WAIT_SECONDS), 1.0)
+    findings = []
+    for step in steps:
+        waited = (now - step["created_at"]).total_seconds()
+        tried = ""
+        if step["attempts"]:
+            tried = (f" after {step['attempts']} failed attempt{'s' if step['attempts'] > 1 else ''}"
+                     f" (the last: {step['last_error'][:200]})")
+        findings.append(Finding(
+            kind=AnomalyKind.SYSTEM_STEP_WAITING,
+            process={"pk": step["process_id"], "journey_id": step["process__journey_id"],
+                     "workflow_id": step["process__workflow_id"]},
+            key=f"task:{step['pk']}", atom_id=step["atom_id"], task_id=step["pk"], score=round(waited / limit, 3),
+            reason=f"System step “{step['name']}” has waited {human(waited)} for a worker{tried}: {why}",
+            details={"waited_seconds": round(waited, 1), "wait_after_seconds": limit, "attempts": step["attempts"],
+                     "workers_alive": health.alive,
+                     "last_seen_seconds_ago": None if health.seen_ago is None else round(health.seen_ago, 1),
+                     "last_node": health.last_node, "last_pid": health.last_pid},
+        ))
+    return findings
+
+
+def _why_not_run(health) -> str:
+    if health.alive:
+        workers = "1 worker reports" if health.alive == 1 else f"{health.alive} workers report"
+        return (f"{workers} (the last {human(health.seen_ago)} ago) but none has run it: its message may have been "
+                f"lost (open steps are sent again every 30 s) or the workers are busy.")
+    if health.last_seen_at is None:
+        return "no worker has ever reported, so system steps are not being run. Start one: celery -A gndp worker --beat."
+    last = f"{health.last_node}, pid {health.last_pid}"
+    if health.last_stopped:
+        return (f"the last worker ({last}) stopped {human(health.seen_ago)} ago and none has reported since, so system "
+                f"steps are not being run.")
+    return (f"no worker has reported for {human(health.seen_ago)} (the last: {last}), so system steps are not "
+            f"being run.")
+
+
 def _paths(process_ids: Iterable[int]) -> dict[int, frozenset[str]]:
     steps: dict[int, set[str]] = defaultdict(set)
     rows = (ProcessEvent.objects.filter(process_id__in=list(process_ids), type=EventType.TASK_CREATED)
@@ -313,7 +374,8 @@ class DetectionResult:
     resolved: int = 0
 
     def as_dict(self) -> dict:
-        return {"found": self.found, "opened": self.opened, "resolved": self.resolved}
+        return {"found": {str(kind): n for kind, n in self.found.items()}, "opened": self.opened,
+                "resolved": self.resolved}
 
 
 def detect(*, now: datetime | None = None) -> DetectionResult:
@@ -321,16 +383,32 @@ def detect(*, now: datetime | None = None) -> DetectionResult:
     and resolve the stuck ones that are not stuck any more. Safe to repeat."""
     now = now or timezone.now()
     stats = learn_step_stats(now)
-    findings = find_stuck(now, stats) + find_unusual_durations(now, stats) + find_unusual_paths(now)
+    findings = (find_stuck(now, stats) + find_unusual_durations(now, stats) + find_unusual_paths(now)
+                + find_waiting_system_steps(now))
+    return _settle(findings, now, TRANSIENT_KINDS)
+
+
+def detect_waiting_system_steps(*, now: datetime | None = None) -> DetectionResult:
+    """Only the system steps no worker has run: what a web server's watchdog runs often,
+    without the statistics of a full run. Safe to repeat, and to run beside `detect`."""
+    now = now or timezone.now()
+    return _settle(find_waiting_system_steps(now), now, (AnomalyKind.SYSTEM_STEP_WAITING,))
+
+
+def _settle(findings: list[Finding], now: datetime, transient: Iterable[str]) -> DetectionResult:
+    """Record the findings; resolve the open anomalies of the `transient` kinds not found again."""
     result = DetectionResult(found=dict(Counter(f.kind for f in findings)))
+    transient = tuple(transient)
     with transaction.atomic():
-        result.opened, seen_ids = _record(findings, now)
-        result.resolved = (Anomaly.objects.filter(kind=AnomalyKind.STUCK, resolved_at__isnull=True)
+        result.opened, seen_ids = _record(findings, now, transient)
+        result.resolved = (Anomaly.objects.filter(kind__in=transient, resolved_at__isnull=True)
                            .exclude(pk__in=seen_ids).update(resolved_at=now))
     return result
 
 
-def _record(findings: list[Finding], now: datetime) -> tuple[int, list[int]]:
+def _record(findings: list[Finding], now: datetime, transient: tuple[str, ...]) -> tuple[int, list[int]]:
+    """Insert the new findings, refresh the known ones; returns (how many are new, the ids of
+    the `transient` kinds' anomalies found)."""
     if not findings:
         return 0, []
     keyed = {(f.process["pk"], f.kind, f.key): f for f in findings}
@@ -357,7 +435,8 @@ def _record(findings: list[Finding], now: datetime) -> tuple[int, list[int]]:
     Anomaly.objects.bulk_create(new, ignore_conflicts=True)
     Anomaly.objects.bulk_update(changed, ["reason", "details", "score", "atom_id", "task_id", "last_seen_at",
                                           "resolved_at", "acknowledged_at", "acknowledged_by", "note", "detected_at"])
-    seen_ids = list(Anomaly.objects.filter(
-        process_id__in={pid for pid, _, _ in keyed}, kind=AnomalyKind.STUCK,
-        key__in={key for _, kind, key in keyed if kind == AnomalyKind.STUCK}).values_list("pk", flat=True))
+    seen_ids = [anomaly.pk for anomaly in Anomaly.objects.filter(
+        process_id__in={pid for pid, _, _ in keyed}, kind__in=transient,
+        key__in={key for _, kind, key in keyed if kind in transient}).only("pk", "process_id", "kind", "key")
+        if (anomaly.process_id, anomaly.kind, anomaly.key) in keyed]
     return len(new), seen_ids

@@ -9,14 +9,20 @@ class AnomalyKind(models.TextChoices):
     STUCK = "stuck", "Stuck"
     UNUSUAL_PATH = "unusual_path", "Unusual path"
     UNUSUAL_DURATION = "unusual_duration", "Unusual duration"
+    SYSTEM_STEP_WAITING = "system_step_waiting", "System step not run"
+
+
+# Kinds that describe the present: the next run that no longer finds one resolves it.
+TRANSIENT_KINDS = (AnomalyKind.STUCK, AnomalyKind.SYSTEM_STEP_WAITING)
 
 
 class Anomaly(models.Model):
     """Something the detector found odd about one process, and why.
 
     One row per (process, kind, key) (key: the task concerned, or the path), refreshed by
-    every detection run. A stuck process that moves on is resolved by the next run; a path
-    or a duration stays, being a fact of history, until someone acknowledges it.
+    every detection run. A stuck process that moves on, or a system step that a worker
+    finally ran, is resolved by the next run; a path or a duration stays, being a fact of
+    history, until someone acknowledges it.
     """
 
     kind = models.CharField(max_length=20, choices=AnomalyKind.choices)

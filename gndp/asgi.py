@@ -22,6 +22,9 @@ application = ProtocolTypeRouter(
     }
 )
 
+from anomalies import watchdog  # noqa: E402
 from gndp.memory import freeze_startup  # noqa: E402
 
+# System steps that no worker runs are noticed by the servers themselves (anomalies.watchdog).
+watchdog.start()
 freeze_startup()

@@ -1,8 +1,8 @@
 """Settings read from the environment, with embedded defaults that need nothing installed.
 
 Unset `DATABASE_URL`, `REDIS_URL` and `NEO4J_URI` give SQLite, the in-memory channel layer,
-a file-system Celery transport and the embedded graph store: `make run` works on a laptop
-with nothing but Python. Set them and the same code runs on PostgreSQL, Redis and Neo4j.
+a folder queue as the Celery broker (gndp.filequeue) and the embedded graph store: `make
+run` works on a laptop with nothing but Python. Set them and the same code runs on PostgreSQL, Redis and Neo4j.
 """
 
 import os
@@ -100,11 +100,30 @@ TEMPLATES = [
 ]
 
 # --- state -------------------------------------------------------------------------------
+# WAL lets readers proceed beside the one writer; IMMEDIATE takes the write lock at BEGIN,
+# so two writers serialise (waiting up to `timeout` seconds) instead of failing halfway
+# through a step with "database is locked". Every SQLite database gets them, however named.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+SQLITE_TEST = {"NAME": os.environ.get("SQLITE_TEST_PATH", str(VAR_DIR / "test.sqlite3"))}
+
+
+def sqlite_database(settings_dict: dict) -> dict:
+    """`settings_dict` with the embedded default's SQLite options under its own."""
+    if settings_dict.get("ENGINE") == "django.db.backends.sqlite3":
+        settings_dict["OPTIONS"] = {**SQLITE_OPTIONS, **settings_dict.get("OPTIONS", {})}
+        settings_dict["TEST"] = {**SQLITE_TEST, **settings_dict.get("TEST", {})}
+    return settings_dict
+
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     # No persistent connections: under ASGI each request runs in a thread of its own, and a
     # connection kept per thread is a connection leaked. The pool below reuses them instead.
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    DATABASES = {"default": sqlite_database(dj_database_url.parse(DATABASE_URL, conn_max_age=0))}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's own, with a savepoint's release sent with later work (gndp/backends).
         DATABASES["default"]["ENGINE"] = "gndp.backends.postgresql"
@@ -128,27 +147,17 @@ if DATABASE_URL:
             # connection the server dropped while it sat idle is replaced, not handed out.
             DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
-    # WAL lets readers proceed beside the one writer; IMMEDIATE takes the write lock at
-    # BEGIN, so two writers serialise instead of failing halfway through a step.
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("SQLITE_PATH", str(VAR_DIR / "gndp.sqlite3")),
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": os.environ.get("SQLITE_TEST_PATH", str(VAR_DIR / "test.sqlite3"))},
-        }
-    }
+    DATABASES = {"default": sqlite_database({
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("SQLITE_PATH", str(VAR_DIR / "gndp.sqlite3")),
+    })}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Role separation (processes.db_roles, `manage.py setup_db_roles`): with this set, `migrate`
 # connects as the owner role and the app (DATABASE_URL) as a role that owns nothing and may
 # not UPDATE, DELETE or TRUNCATE the audit table.
 DATABASE_OWNER_URL = os.environ.get("DATABASE_OWNER_URL", "")
 if DATABASE_URL and DATABASE_OWNER_URL:
-    DATABASES["owner"] = dj_database_url.parse(DATABASE_OWNER_URL, conn_max_age=0)
+    DATABASES["owner"] = sqlite_database(dj_database_url.parse(DATABASE_OWNER_URL, conn_max_age=0))
 # Row-level security (gndp.rls): each request's user, and the engine's scope in every
 # transaction, reach PostgreSQL as session settings the policies read.
 GNDP_RLS = env_bool("GNDP_RLS", True)
@@ -156,7 +165,7 @@ GNDP_RLS = env_bool("GNDP_RLS", True)
 # never inside a transaction nor after a write of the same request.
 DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
 if DATABASE_URL and DATABASE_REPLICA_URL:
-    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=0)
+    DATABASES["replica"] = sqlite_database(dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=0))
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["gndp.db_router.ReplicaRouter"]
 GNDP_REPLICA_PATHS = env_list("GNDP_REPLICA_PATHS", "/api/monitoring/,/dashboard/,/metrics")
@@ -196,6 +205,9 @@ else:
 # delivers (processes.live_access); sign-outs, account and role changes and moved tasks make
 # it check at once.
 GNDP_SOCKET_RECHECK_SECONDS = float(os.environ.get("GNDP_SOCKET_RECHECK_SECONDS", "60"))
+# With the in-memory layer, a server process with sockets open reads what other processes
+# (the worker) committed this often and passes it on live (processes.tail); 0: never.
+GNDP_LIVE_TAIL_SECONDS = float(os.environ.get("GNDP_LIVE_TAIL_SECONDS", "0.5"))
 
 # --- background work -----------------------------------------------------------------------
 if REDIS_URL:
@@ -203,10 +215,11 @@ if REDIS_URL:
     # A system step unacknowledged this long is redelivered to another worker.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 else:
-    # A folder on disk is a broker both the web process and the worker can reach.
+    # A folder on disk is a broker both the web process and the worker can reach: kombu's
+    # file-system transport made safe for concurrent writers and readers (gndp.filequeue).
     _queue_dir = VAR_DIR / "celery-queue"
     _queue_dir.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "gndpfiles://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
@@ -279,6 +292,16 @@ GNDP_FIELD_KEYS = env_list("GNDP_FIELD_KEYS", "")
 # --- monitoring ----------------------------------------------------------------------------
 # Bearer token Prometheus presents at /metrics; empty means staff sign-in only.
 GNDP_METRICS_TOKEN = os.environ.get("GNDP_METRICS_TOKEN", "")
+# Every worker process writes a heartbeat row this often (monitoring.heartbeat); one not
+# seen for the stale time counts as gone. A system step of a running process open longer
+# than the wait time is one no worker has run: the dashboard, /metrics and the anomaly
+# detector say so. Each web server process looks for such steps itself every watchdog
+# interval (anomalies.watchdog; 0: never), since the beat that runs the detector lives in
+# a worker, which may be the thing that is gone.
+GNDP_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("GNDP_WORKER_HEARTBEAT_SECONDS", "10"))
+GNDP_WORKER_STALE_SECONDS = float(os.environ.get("GNDP_WORKER_STALE_SECONDS", "60"))
+GNDP_SYSTEM_STEP_WAIT_SECONDS = float(os.environ.get("GNDP_SYSTEM_STEP_WAIT_SECONDS", "120"))
+GNDP_WATCHDOG_SECONDS = float(os.environ.get("GNDP_WATCHDOG_SECONDS", "30"))
 
 # --- notifications and collaboration -----------------------------------------------------------
 # The console backend prints emails (the embedded default); EMAIL_HOST switches to SMTP.

@@ -50,6 +50,7 @@ class DatabaseCollector:
         yield from task_metrics()
         yield from queue_metrics()
         yield from timer_metrics()
+        yield from worker_metrics()
 
 
 def process_metrics() -> Iterable:
@@ -171,6 +172,30 @@ def timer_metrics() -> Iterable:
     due.add_metric(["warning"], TaskInstance.objects.filter(SLA_WARN_PENDING, due_date__lte=now).count())
     due.add_metric(["escalation"], TaskInstance.objects.filter(SLA_BREACH_PENDING, escalate_at__lte=now).count())
     return [lag, due]
+
+
+def worker_metrics() -> Iterable:
+    """Whether background work is being done (`monitoring.workers`): the workers' heartbeats,
+    the steps that have waited for one and the SLA timers that the beat has not fired."""
+    from .workers import worker_health
+
+    health = worker_health()
+    seen = GaugeMetricFamily(
+        "gndp_worker_last_seen_seconds",
+        "Seconds since the newest heartbeat of any worker (+Inf: no worker ever reported).")
+    seen.add_metric([], health.seen_ago if health.seen_ago is not None else float("inf"))
+    alive = GaugeMetricFamily("gndp_workers_alive",
+                              "Workers whose heartbeat is newer than GNDP_WORKER_STALE_SECONDS.")
+    alive.add_metric([], health.alive)
+    waiting = GaugeMetricFamily(
+        "gndp_system_steps_waiting",
+        "Open system steps of running processes created longer than GNDP_SYSTEM_STEP_WAIT_SECONDS ago.")
+    waiting.add_metric([], health.waiting)
+    late = GaugeMetricFamily(
+        "gndp_sla_timers_late",
+        "SLA timers due longer than GNDP_SYSTEM_STEP_WAIT_SECONDS ago and not fired: the beat is not running.")
+    late.add_metric([], health.timers_late)
+    return [seen, alive, waiting, late]
 
 
 # --- the view ------------------------------------------------------------------------------------

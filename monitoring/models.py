@@ -34,3 +34,23 @@ class AtomSLAOverride(models.Model):
             value = getattr(self, name)
             if value is not None and value.total_seconds() <= 0:
                 raise ValidationError({name: "must be a positive duration"})
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker process's sign of life, written by that process itself every
+    `GNDP_WORKER_HEARTBEAT_SECONDS` (monitoring.heartbeat): one row per process start, so a
+    worker that died and came back is two rows, the first of which stopped beating."""
+
+    node = models.CharField(max_length=200, help_text="the Celery node name, e.g. celery@host")
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True, help_text="set by a clean shutdown only")
+
+    class Meta:
+        indexes = [models.Index(fields=["-last_seen_at"], name="worker_heartbeat_seen_idx")]
+        ordering = ["-last_seen_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.node} (pid {self.pid})"

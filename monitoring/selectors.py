@@ -54,7 +54,7 @@ from processes.models import (
 from tasks.access import PROCESS_VIEW, sees_everything
 from tasks.models import OPEN_DUE_DATE, OPEN_TASK_STATUSES, Profile, TaskInstance, TaskStatus
 
-from . import sla
+from . import sla, workers
 from .stats import DurationSeconds, Seconds, grouped_stats, rounded
 
 DEFAULT_WINDOW = timedelta(days=7)
@@ -238,14 +238,17 @@ def _percent(part: int, whole: int) -> float | None:
 # --- active processes ----------------------------------------------------------------------------
 
 def _health_conditions(now: datetime) -> tuple[Q, Q]:
-    """(blocked, delayed) as conditions on processes: blocked is suspended, failed, or with
-    a task nobody can be routed to; delayed is not blocked, with a task past its due date.
+    """(blocked, delayed) as conditions on processes: blocked is suspended, failed, with a
+    task nobody can be routed to, or with a system step no worker has run for longer than
+    `GNDP_SYSTEM_STEP_WAIT_SECONDS`; delayed is not blocked, with a task past its due date.
     Uncorrelated IN subqueries, so PostgreSQL hashes the few overdue and stuck tasks once
     instead of probing the tasks of every process."""
     open_tasks = TaskInstance.objects.filter(status__in=OPEN_TASK_STATUSES)
     stuck = open_tasks.filter(kind="human", assigned_to__isnull=True, data__unroutable=True).values("process_id")
+    not_run = open_tasks.filter(kind="system", created_at__lt=now - workers.wait_after()).values("process_id")
     overdue = overdue_tasks(TaskInstance.objects.all(), now).values("process_id")
-    blocked = Q(status__in=[ProcessStatus.SUSPENDED, ProcessStatus.FAILED]) | Q(pk__in=stuck)
+    blocked = (Q(status__in=[ProcessStatus.SUSPENDED, ProcessStatus.FAILED]) | Q(pk__in=stuck)
+               | Q(status=ProcessStatus.RUNNING, pk__in=not_run))
     return blocked, Q(pk__in=overdue) & ~blocked
 
 
@@ -683,7 +686,8 @@ def metric_cards(scope: Scope, filters: Filters) -> dict:
             "sla_percent_within_target": sla_summary(scope, filters)["percent_within_target"]}
 
 
-DASHBOARD_PARTS = ("cards", "processes", "timeline", "queues", "workload", "trend", "sla", "bottlenecks", "graph")
+DASHBOARD_PARTS = ("workers", "cards", "processes", "timeline", "queues", "workload", "trend", "sla", "bottlenecks",
+                   "graph")
 
 
 def sees_dashboard(user) -> bool:
@@ -735,6 +739,10 @@ def dashboard(scope: Scope, filters: Filters, *, parts: Iterable[str] | None = N
         "now": filters.now,
     }
     page = None
+    if "workers" in wanted:
+        # The workers are everybody's; the steps waiting for one, the caller's.
+        result["workers"] = workers.worker_health(
+            now=filters.now, processes=None if scope.everything else scope.processes()).as_dict()
     if "cards" in wanted:
         result["cards"] = metric_cards(scope, filters)
     if "processes" in wanted:

@@ -8,6 +8,6 @@ class NotificationsConfig(AppConfig):
     def ready(self) -> None:
         from processes import events
 
-        from . import relay
+        from . import live, relay  # noqa: F401 - live: the bells other processes ring reach this one
 
         events.subscribe(relay.on_committed)

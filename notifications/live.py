@@ -3,6 +3,10 @@
 The message is not an Event: `{"type": "notification.created", "unread_count": n,
 "notifications": [...]}`. `processes.consumers.InboxConsumer.notification_message`
 forwards it; the page's bell sets its count from `unread_count`.
+
+With the in-memory channel layer (the embedded default) a bell rings only in the process
+that made the notification; those another process made (a worker's deliveries) reach this
+one's listeners through `processes.tail`, once each.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db.models import Count
 
+from processes import tail
 from processes.live import inbox_group, listened_groups, run_for_listeners
 
 from .models import Notification
@@ -37,6 +42,18 @@ def push(notifications: list[Notification]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    if isinstance(layer, InMemoryChannelLayer):
+        notifications = _bells.fresh(notifications)  # once, here or by the tail
+    _push(layer, notifications)
+
+
+def _push_made_elsewhere(notifications: list[Notification]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        _push(layer, notifications)
+
+
+def _push(layer, notifications: list[Notification]) -> None:
     by_user: dict[int, list[Notification]] = defaultdict(list)
     for notification in notifications:
         if notification.in_app:
@@ -75,3 +92,7 @@ def send(pairs: list[tuple[str, dict]]) -> None:
 
 async def _send_all(layer, pairs) -> None:
     await asyncio.gather(*(layer.group_send(group, message) for group, message in pairs))
+
+
+# The bells: ours at our deliveries, other processes' as the tail reads their notifications.
+_bells = tail.hand(Notification, _push_made_elsewhere)

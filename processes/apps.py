@@ -6,7 +6,8 @@ class ProcessesConfig(AppConfig):
     verbose_name = "Processes"
 
     def ready(self) -> None:
-        from . import checks, handlers, live_access  # noqa: F401  (checks registers the security checks)
+        # checks registers the security checks; live_access, the sockets' re-checks; live, the tail
+        from . import checks, handlers, live, live_access  # noqa: F401
         from .writes import cache_step_statement_parsing
 
         handlers.load_handler_modules()

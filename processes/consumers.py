@@ -24,7 +24,7 @@ from django.conf import settings
 
 from tasks.access import roles_of, visible_processes
 
-from . import live, live_access
+from . import live, live_access, tail
 
 # Close codes in the application range (4000-4999), so a client can tell why.
 UNAUTHENTICATED = 4401
@@ -66,6 +66,9 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         self.check_due = 0.0
         self.expiry_timer: asyncio.TimerHandle | None = None
         if await self.check():
+            if live.follows_others(self.channel_layer):
+                # What other processes (the worker) commit from now on reaches this socket too.
+                await database_sync_to_async(tail.listen)()
             await self.accept()
 
     async def disconnect(self, code) -> None:

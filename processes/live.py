@@ -2,9 +2,9 @@
 
 Group names are derived here, on the server, from ids: a client can never name a group it
 joins. Publishing never holds up a request: with Redis, events go to a background thread
-(`processes.background`) that sends them in order; with the in-memory layer (one process,
-development) they are sent
-inline, and only to groups somebody listens to.
+(`processes.background`) that sends them in order; with the in-memory layer (the embedded
+default) they are sent inline, and only to groups somebody listens to, and the events other
+processes commit (the worker's) reach this process's listeners through `processes.tail`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from typing import Awaitable, Callable, Container, Iterable, TypeVar
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 
+from . import tail
 from .background import Drain
-from .models import EventType
+from .models import EventType, ProcessEvent
 
 MONITORING_GROUP = "monitoring"
 _MOVED = frozenset({EventType.TASK_REASSIGNED, EventType.TASK_ESCALATED})
@@ -92,7 +94,8 @@ def broadcast(events: Iterable) -> None:
     if layer is None:
         return
     if isinstance(layer, InMemoryChannelLayer):
-        _publish(layer, list(events))
+        # Once each, whether the commit here or the tail of the event log gets there first.
+        _publish(layer, _events.fresh(events))
         return
     # The messages are made on the publisher's thread, which runs while the committing thread
     # waits on the database: the events of a committed step do not change.
@@ -187,6 +190,15 @@ def _one(messages: list[dict]) -> dict:
 
 def _send_batch(events) -> None:
     _publish(get_channel_layer(), events)
+
+
+def follows_others(layer) -> bool:
+    """Whether this layer needs the tail to hear what other processes commit."""
+    return isinstance(layer, InMemoryChannelLayer) and settings.GNDP_LIVE_TAIL_SECONDS > 0
+
+
+# The events to their groups: ours at our commit, other processes' as the tail reads them.
+_events = tail.hand(ProcessEvent, _send_batch)
 
 
 _loops = threading.local()

@@ -105,6 +105,10 @@ class TaskInstance(models.Model):
             # The open tasks of one atom: an SLA override re-times them at every sweep.
             models.Index(fields=["atom_id"], name="task_open_atom_idx",
                          condition=models.Q(status__in=["pending", "in_progress"])),
+            # Open system steps by age: the ones no worker has run for too long (monitoring.workers,
+            # the dashboard's health, the anomaly watchdog) and the sweep that re-sends them.
+            models.Index(fields=["created_at"], name="task_open_system_idx",
+                         condition=models.Q(kind="system", status__in=["pending", "in_progress"])),
             # What was completed since a given time, per atom.
             models.Index(fields=["completed_at", "atom_id"], name="task_completed_idx",
                          condition=models.Q(status="completed")),

@@ -33,6 +33,9 @@ def pytest_configure(config):
     # Notifications read back right after the call that made them (the in-memory layer's
     # background delivery has tests of its own).
     settings.GNDP_NOTIFICATIONS_INLINE = True
+    # No watchdog thread writing anomalies into the test database beside the tests (its own
+    # tests run it); servers the tests start as processes of their own have theirs.
+    settings.GNDP_WATCHDOG_SECONDS = 0
 
 
 def _allow_flush_of_append_only_tables() -> None:

@@ -4,16 +4,19 @@
 // parts, which the server returns as out-of-band fragments. After a reconnect every part
 // is fetched once, so what was missed offline is picked up. /ws/monitoring/ sends each viewer
 // its own scope's events (a manager's team, or everything); a page given no socket (null)
-// gets the same refresh on a timer instead.
+// gets the same refresh on a timer instead. The workers' banner is also refreshed on a timer
+// of its own: a worker that is gone sends no events.
 window.GNDP = window.GNDP || {};
 
 (function () {
-  const ALL = ["cards", "processes", "timeline", "queues", "workload", "trend", "sla", "bottlenecks", "graph"];
-  const TASK_PARTS = ["cards", "processes", "queues", "workload", "bottlenecks", "graph"];
+  const ALL = ["workers", "cards", "processes", "timeline", "queues", "workload", "trend", "sla", "bottlenecks", "graph"];
+  const TASK_PARTS = ["workers", "cards", "processes", "queues", "workload", "bottlenecks", "graph"];
   const QUIET_MS = 400;       // wait for a burst (one completion is several events) to end
   const MAX_WAIT_MS = 2500;   // but never longer than this under a steady stream,
   const MIN_GAP_MS = 2000;    // and leave the server this long between two refreshes
   const POLL_MS = 20000;
+  // A worker that is gone sends no events: its banner is asked for on a timer as well.
+  const WORKERS_MS = 15000;
   const COLOURS = {
     completed: "#15803d", open: "#2563eb", late: "#b91c1c", other: "#64748b",
     expected: "rgba(148, 163, 184, .45)", expectedLine: "#64748b",
@@ -272,5 +275,6 @@ window.GNDP = window.GNDP || {};
     } else {
       setInterval(() => { if (!document.hidden) mark(ALL); }, POLL_MS);
     }
+    setInterval(() => { if (!document.hidden) mark(["workers"]); }, WORKERS_MS);
   };
 })();
