@@ -58,9 +58,12 @@ async def until_closed(socket: WebsocketCommunicator, timeout: float = 5.0) -> t
     return events, None
 
 
-async def drain(socket: WebsocketCommunicator, settle: float = 1.0) -> list[dict]:
-    """Every event a socket delivers until it has been quiet for `settle` seconds."""
+async def drain(socket: WebsocketCommunicator, settle: float = 1.0, first: float | None = None) -> list[dict]:
+    """Every event a socket delivers until it has been quiet for `settle` seconds; with
+    `first`, the first may take that long (a busy machine's publisher is late)."""
     events = []
+    if first is not None and not await socket.receive_nothing(timeout=first):
+        events.append(await socket.receive_json_from())
     while not await socket.receive_nothing(timeout=settle):
         events.append(await socket.receive_json_from())
     return events

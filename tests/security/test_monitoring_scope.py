@@ -77,7 +77,7 @@ def test_a_task_moved_off_the_team_takes_its_process_out_of_the_managers_stream(
     async def scenario():
         socket = await opened("/ws/monitoring/", browser)
         await database_sync_to_async(task_services.reassign_task)(task.pk, user=org["mona"], new_assignee="olga")
-        moved = await drain(socket)
+        moved = await drain(socket, first=10)
         # clara is away, so the steps that follow go to olga and the checkers' queue
         await database_sync_to_async(lambda: Profile.objects.filter(user=org["clara"]).update(available=False))()
         await database_sync_to_async(task_services.complete_task)(
