@@ -10,6 +10,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission
 
+from processes import live
 from processes.services import start_process
 from tasks import services as task_services
 from tasks.models import Profile, TaskInstance
@@ -56,7 +57,7 @@ def test_each_manager_hears_its_own_teams_processes_and_the_administrator_all(or
     async def scenario():
         sockets = {name: await opened("/ws/monitoring/", browser) for name, browser in browsers.items()}
         started = [await database_sync_to_async(start_for)(org, clerk) for clerk in ("clara", "olga")]
-        heard = {name: await drain(socket) for name, socket in sockets.items()}
+        heard = {name: await drain(socket, first=10) for name, socket in sockets.items()}
         for socket in sockets.values():
             await socket.disconnect()
         return started, heard
@@ -73,6 +74,7 @@ def test_a_task_moved_off_the_team_takes_its_process_out_of_the_managers_stream(
     browser = browser_of(org["mona"])
     process = start_for(org, "clara")
     task = TaskInstance.objects.get(process=process, atom_id="atom-apply")
+    live.flush()  # the start's events are out before the socket opens
 
     async def scenario():
         socket = await opened("/ws/monitoring/", browser)
