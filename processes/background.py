@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from gndp import db_faults
+
 log = logging.getLogger(__name__)
 
 
@@ -69,7 +71,9 @@ class Drain:
             while not self._queue.empty():
                 batch += self._queue.get_nowait()
             try:
-                self.handle(batch)
+                # A handler that reads or writes the database and met a connection the server
+                # had dropped, before it wrote anything, runs once more on a new one.
+                db_faults.once_more_if_lost(self.handle, batch)
             except Exception:  # noqa: BLE001 - best effort: see the module's docstring
                 log.warning("%s: could not handle %d items", self.name, len(batch), exc_info=True)
             with self._idle:

@@ -1,14 +1,16 @@
 """WebSocket consumers: they only check who may listen, subscribe, and forward events.
 
 Group names come from the server (`processes.live`), never from the client. Anonymous
-connections are refused at the handshake; origins are checked by the ASGI stack.
+connections are refused at the handshake; origins are checked by the ASGI stack. Their
+database calls run once more on a new connection when the first met one the server had
+dropped (`gndp.websocket.database_call`).
 """
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from gndp.websocket import database_call
 from tasks.access import roles_of, visible_processes
 
 from . import live
@@ -62,7 +64,7 @@ class InboxConsumer(EventConsumer):
     """`/ws/inbox/`: the caller's own tasks and its roles' queues."""
 
     async def groups_for(self, user) -> list[str]:
-        roles = await database_sync_to_async(roles_of)(user)
+        roles = await database_call(roles_of)(user)
         return [live.inbox_group(user.pk), *(live.role_group(role) for role in roles)]
 
     async def notification_message(self, message) -> None:
@@ -75,7 +77,7 @@ class ProcessConsumer(EventConsumer):
 
     async def groups_for(self, user) -> list[str] | None:
         process_id = self.scope["url_route"]["kwargs"]["process_id"]
-        visible = await database_sync_to_async(
+        visible = await database_call(
             lambda: visible_processes(user).filter(pk=process_id).exists()
         )()
         return [live.process_group(process_id)] if visible else None
