@@ -1,7 +1,8 @@
 """Process operations. Each is one transaction that locks the process row first.
 
 Every state change follows the same order: lock, check, let the engine core decide,
-persist the diff, append events; publishing and background work wait for the commit.
+persist the diff, append events; publishing and background work wait for the commit. A
+transaction PostgreSQL aborts to break a deadlock runs again (`retry_transaction`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from gndp.db_faults import retry_transaction
 from monitoring.clocks import restart_clocks, stop_clocks
 from tasks import lookahead
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
@@ -31,6 +33,7 @@ def lock_process(process_id: Any) -> ProcessInstance:
         raise NotFound(f"process {process_id} not found") from None
 
 
+@retry_transaction
 def start_process(
     *, workflow_id: str, context: Any = None, user=None, business_key: str | None = None
 ) -> ProcessInstance:
@@ -137,6 +140,7 @@ def start_processes(
     return started
 
 
+@retry_transaction
 def _start_batch(version, workflow_id, blueprint, paths, steps, keys, user, router) -> list[ProcessInstance]:
     processes = [
         ProcessInstance(version=version, journey_id=version.journey_id, workflow_id=workflow_id,
@@ -157,6 +161,7 @@ def _start_batch(version, workflow_id, blueprint, paths, steps, keys, user, rout
     return processes
 
 
+@retry_transaction
 def suspend_process(process_id: Any, *, user=None) -> ProcessInstance:
     with transaction.atomic():
         process = lock_process(process_id)
@@ -167,6 +172,7 @@ def suspend_process(process_id: Any, *, user=None) -> ProcessInstance:
     return process
 
 
+@retry_transaction
 def resume_process(process_id: Any, *, user=None) -> ProcessInstance:
     with transaction.atomic():
         process = lock_process(process_id)
@@ -179,6 +185,7 @@ def resume_process(process_id: Any, *, user=None) -> ProcessInstance:
     return process
 
 
+@retry_transaction
 def abort_process(process_id: Any, *, user=None, reason: str = "") -> ProcessInstance:
     with transaction.atomic():
         process = lock_process(process_id)

@@ -101,6 +101,11 @@ class Writes:
             obj._state.adding = False
             obj._state.db = self.using
 
+    def statement(self, sql: str, params: list[Any]) -> None:
+        """A data-modifying statement of the step's own (one that no RETURNING of it is read
+        from), sent with the others."""
+        self._add(sql, params)
+
     def create(self, objs: list[Model]) -> None:
         """Rows that this step creates and goes on changing (a bulk start's processes): their
         ids are set at once, and they are inserted at `execute` with the values they hold
