@@ -15,14 +15,14 @@ from django.utils import timezone
 from gndp.db_faults import retry_transaction
 from monitoring.clocks import restart_clocks, stop_clocks
 from tasks import lookahead
-from tasks.models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
+from tasks.models import OPEN_TASK_STATUSES, TaskInstance
 
 from . import sensitive, versions
 from .engine import core
 from .errors import Conflict, InvalidInput, NotFound
 from .events import EventLog
 from .models import OPEN_PROCESS_STATUSES, EventType, ProcessInstance, ProcessStatus
-from .runtime import apply_step, enqueue_system_tasks
+from .runtime import apply_step, enqueue_system_tasks, runtime_of
 from .writes import NEXT_IDS, pipelined
 
 
@@ -187,16 +187,29 @@ def resume_process(process_id: Any, *, user=None) -> ProcessInstance:
 
 @retry_transaction
 def abort_process(process_id: Any, *, user=None, reason: str = "") -> ProcessInstance:
+    """Abort: every open task is cancelled as any task change is made (the guarded writer,
+    its grants revoked, a `task.cancelled` each), and every active atom becomes cancelled,
+    a final state: an aborted process has no current steps. Lock order: the process row,
+    then its task rows."""
+    from tasks.services import cancel_open_tasks
+
+    reason = str(reason)[:1000]
     with transaction.atomic():
         process = lock_process(process_id)
         _require(process, {ProcessStatus.PENDING, ProcessStatus.RUNNING, ProcessStatus.SUSPENDED,
                            ProcessStatus.FAILED}, "abort")
         now = timezone.now()
-        cancelled = TaskInstance.objects.filter(process=process, status__in=OPEN_TASK_STATUSES + [TaskStatus.FAILED])
-        cancelled.update(status=TaskStatus.CANCELLED, completed_at=now)
+        log = EventLog(user, process_locked=True)
+        cancel_open_tasks(process, log, reason=reason, now=now)
+        step = core.abort(runtime_of(process), process.context)
+        process.atom_states = dict(step.runtime.states)
         process.status = ProcessStatus.ABORTED
         process.completed_at = now
-        _save_status(process, EventLog(user), EventType.PROCESS_ABORTED, reason=str(reason)[:1000])
+        process.lock_version += 1
+        process.save(update_fields=["status", "completed_at", "atom_states", "lock_version", "updated_at"])
+        log.add(process, EventType.PROCESS_ABORTED, status=process.status, reason=reason,
+                cancelled_atoms=step.changed)
+        log.flush(commit=True)
     return process
 
 

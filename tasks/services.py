@@ -297,6 +297,23 @@ def retry_task(task_id: Any, *, user) -> TaskInstance:
     return task
 
 
+def cancel_open_tasks(process: ProcessInstance, log: EventLog, *, reason: str, now) -> list[TaskInstance]:
+    """Cancel every open (or failed) task of `process`, whose row the caller's transaction has
+    locked: each through the guarded writer (`_mark`, sent with the step's other writes), its
+    grants revoked, and a `task.cancelled` event with the reason. Returns the tasks."""
+    tasks = list(TaskInstance.objects.filter(process=process, status__in=[*OPEN_TASK_STATUSES, TaskStatus.FAILED])
+                 .select_related("assigned_to").order_by("pk"))
+    for task in tasks:
+        was = task.status
+        _mark(task, log.writes, status=TaskStatus.CANCELLED, completed_at=now)
+        queued = task.kind == "human" and task.assigned_to_id is None
+        log.add(process, EventType.TASK_CANCELLED, task=task, reason=reason, previous_status=was,
+                role=task.role, queued=queued, assigned_to_id=task.assigned_to_id,
+                assigned_to=task.assigned_to.get_username() if task.assigned_to_id else None)
+    access.revoke_tasks([task.pk for task in tasks])
+    return tasks
+
+
 # --- moving work between people ----------------------------------------------------------------
 
 def _assign(process: ProcessInstance, task: TaskInstance, new_user, log: EventLog, event: str, **payload) -> None:
