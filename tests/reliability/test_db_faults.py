@@ -298,3 +298,22 @@ def _lock_waiters(table: str) -> list[int]:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
                        " AND query ILIKE %s AND pid <> pg_backend_pid()", [f"%{table}%"])
         return [row[0] for row in cursor.fetchall()]
+
+
+def test_r4g_a_command_without_its_database_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.reliability.conftest import free_port
+
+    nowhere = f"postgres://postgres@127.0.0.1:{free_port()}/nowhere"  # nothing listens there
+    env = {**os.environ, "DATABASE_URL": nowhere, "DATABASE_POOL_TIMEOUT": "1", "GNDP_VAR_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "manage.py", "validate_journey", "journey-small"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    # The pool logs its failed connection attempts; the command itself says one line.
+    own = [line for line in done.stderr.splitlines()
+           if not line.startswith(("error connecting in", "\tIs the server running"))]
+    assert done.returncode == 1
+    assert own == ["the database is unavailable; try again shortly (couldn't get a connection after 1.00 sec)"], (
+        done.stderr)
