@@ -215,17 +215,18 @@ def retry_transaction(func: Callable[..., T]) -> Callable[..., T]:
     @wraps(func)
     def retrying(*args: Any, **kwargs: Any) -> T:
         db = connections[DEFAULT_DB_ALIAS]
-        if db.in_atomic_block or db.vendor != "postgresql":
+        counts = getattr(db, "fault_counts", None)  # PostgreSQL's backend only
+        if counts is None or db.in_atomic_block:
             return func(*args, **kwargs)
         attempt = 0
         while True:
-            start, effects = mark(), _effect_count()
+            writes, effects = counts.writes, getattr(_effects, "count", 0)
             try:
                 return func(*args, **kwargs)
             except Exception as exc:
                 attempt += 1
                 if (not is_conflict(exc) or attempt > settings.GNDP_TRANSACTION_RETRIES
-                        or wrote_since(start) or _effect_count() != effects):
+                        or counts.writes != writes or _effect_count() != effects):
                     raise
                 log.info("%s: transaction aborted (%s), attempt %d of %d", func.__qualname__, sqlstate(exc),
                          attempt + 1, settings.GNDP_TRANSACTION_RETRIES + 1)

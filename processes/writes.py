@@ -101,9 +101,12 @@ class Writes:
             obj._state.adding = False
             obj._state.db = self.using
 
-    def statement(self, sql: str, params: list[Any]) -> None:
+    def statement(self, sql: str, params: list[Any], *, once: bool = False) -> None:
         """A data-modifying statement of the step's own (one that no RETURNING of it is read
-        from), sent with the others."""
+        from), sent with the others; `once`: not again while the same one waits to be sent
+        (a statement may change a row only once)."""
+        if once and self.deferred and any(pending == sql for pending, _ in self._statements):
+            return
         self._add(sql, params)
 
     def create(self, objs: list[Model]) -> None:

@@ -128,6 +128,13 @@ def stamp_assignments(stamps: dict[int, object], writes: Writes) -> None:
     writes.statement(_STAMP_SQL, [ids, [stamps[user_id] for user_id in ids], ids])
 
 
+def stamp_routed(writes: Writes) -> None:
+    """Stamp the people this transaction's routing statements chose (`gndp.route_stamps`),
+    with the step's other `writes`, as `stamp_assignments` does: once a transaction, and with
+    no parameters to send (the choices are on the server already). PostgreSQL only."""
+    writes.statement(_STAMP_ROUTED_SQL, [], once=True)
+
+
 def _pick_sql(*order_by: str) -> str:
     """The routing query on PostgreSQL: the hot path of every step, so one statement that
     chooses among the role's active, available members and draws the new task's id, which
@@ -139,24 +146,23 @@ def _pick_sql(*order_by: str) -> str:
     groups_table = User.groups.through._meta.db_table
     stamped = "COALESCE((s.stamps ->> u.id::text)::timestamptz, p.last_assigned_at) ASC NULLS FIRST"
     return f"""
-        WITH pending AS (
-            SELECT COALESCE(NULLIF(current_setting('{ROUTE_STAMPS}', true), '')::jsonb, '{{}}'::jsonb) AS stamps
-        ), chosen AS (
-            SELECT u.id, u.{User.USERNAME_FIELD} AS username
+        WITH chosen AS (
+            SELECT u.id, u.{User.USERNAME_FIELD} AS username, s.stamps
             FROM {user_table} u
             JOIN {groups_table} ug ON ug.user_id = u.id
             JOIN auth_group g ON g.id = ug.group_id
             LEFT JOIN {Profile._meta.db_table} p ON p.user_id = u.id
-            CROSS JOIN pending s
+            CROSS JOIN (SELECT COALESCE(NULLIF(current_setting('{ROUTE_STAMPS}', true), '')::jsonb, '{{}}'::jsonb)
+                        AS stamps) s
             WHERE g.name = %(role)s AND u.is_active AND COALESCE(p.available, TRUE)
             ORDER BY {", ".join([*order_by, stamped, "u.id"])}
             LIMIT 1
         )
         SELECT (SELECT id FROM chosen), (SELECT username FROM chosen),
                nextval(pg_get_serial_sequence('{TaskInstance._meta.db_table}', 'id')),
-               (SELECT set_config('{ROUTE_STAMPS}', (s.stamps || jsonb_build_object(c.id::text, %(when)s::timestamptz))::text,
-                                  true)
-                FROM chosen c CROSS JOIN pending s)
+               (SELECT set_config('{ROUTE_STAMPS}', (c.stamps || jsonb_build_object(c.id::text, %(when)s::timestamptz))::text,
+                                  true) IS NOT NULL
+                FROM chosen c)
     """
 
 
@@ -169,6 +175,12 @@ _STAMP_SQL = (
     " FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(user_id, stamp_at)"
     f" WHERE p.user_id = s.user_id AND p.user_id IN (SELECT user_id FROM {Profile._meta.db_table}"
     " WHERE user_id = ANY(%s::bigint[]) ORDER BY user_id FOR UPDATE)"
+)
+_ROUTED = f"jsonb_each_text(COALESCE(NULLIF(current_setting('{ROUTE_STAMPS}', true), ''), '{{}}')::jsonb)"
+_STAMP_ROUTED_SQL = (
+    f"UPDATE {Profile._meta.db_table} p SET last_assigned_at = s.value::timestamptz FROM {_ROUTED} AS s"
+    f" WHERE p.user_id = s.key::bigint AND p.user_id IN (SELECT user_id FROM {Profile._meta.db_table}"
+    f" WHERE user_id IN (SELECT key::bigint FROM {_ROUTED}) ORDER BY user_id FOR UPDATE)"
 )
 
 

@@ -10,10 +10,12 @@ a rollback to an earlier savepoint makes it moot. Until then statements run insi
 savepoint instead of around it, which changes nothing that they do.
 
 The counts tell work that met a dropped connection whether it may run again: it may if it
-wrote nothing (`Counts.writes`: a commit of a transaction that wrote, a write outside a
-transaction, or a commit whose answer was lost with the connection: it may have happened).
-A statement counts as a write unless it starts with SELECT (or is transaction control),
-which a pattern tells from its first word without copying it.
+wrote nothing (`Counts.writes`: a commit of a transaction, a write outside a transaction,
+or a commit whose answer was lost with the connection: it may have happened). A statement
+outside a transaction counts as a write unless it starts with SELECT (or SET, SHOW...). The
+hot path pays nearly nothing for this: statements inside a transaction are not looked at (a
+transaction that commits counts as a write, whatever it did), and the error wrapper's
+added work runs only when there is an error.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from django.db.backends.postgresql import base
 from django.db.backends.utils import CursorWrapper
 from django.db.utils import DatabaseErrorWrapper
 from django.utils.functional import cached_property
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from gndp.db_faults import Counts, is_unavailable
 
+IDLE = TransactionStatus.IDLE
 _READS = re.compile(r"\s*(?:SELECT|SAVEPOINT|RELEASE|ROLLBACK|SET|SHOW|BEGIN)\b", re.IGNORECASE)
 
 
@@ -36,7 +40,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().__init__(*args, **kwargs)
         self._releases: list[str] = []  # savepoints released but not yet told to the server
         self.fault_counts = Counts()
-        self._transaction_wrote = False  # the open transaction has sent a write
         self._committing = False  # a COMMIT is on its way: lost now, it may have happened
 
     # --- the pool --------------------------------------------------------------------------
@@ -76,36 +79,27 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _commit(self) -> None:
         self._releases = []
-        wrote, self._transaction_wrote = self._transaction_wrote, False
-        self._committing = wrote
-        try:
-            result = super()._commit()
-        finally:
-            self._committing = False
-        if wrote:
-            self.fault_counts.writes += 1
-        return result
+        # Nothing open on the server: a transaction that sent nothing, or one whose COMMIT
+        # travelled with its last writes (`committing`, which counted it).
+        if self.connection is None or self.connection.info.transaction_status == IDLE:
+            return super()._commit()
+        with _Committing(self):
+            return super()._commit()
 
     def _rollback(self) -> None:
         self._releases = []
-        self._transaction_wrote = False
         return super()._rollback()
 
     def _set_autocommit(self, autocommit: bool) -> None:
         # A transaction's edge (a new connection's too: `connect` sets autocommit): what it
         # left waiting must not reach the next one.
         self._releases = []
-        if not autocommit:
-            self._transaction_wrote = False
         super()._set_autocommit(autocommit)
 
     def note_statement(self, sql: str) -> None:
-        if _READS.match(sql):
-            return
-        if self.in_atomic_block:
-            self._transaction_wrote = True
-        else:
-            self.fault_counts.writes += 1  # autocommit: committed as it ran
+        """A statement run outside a transaction: committed as it ran, if it wrote."""
+        if not self.in_atomic_block and not _READS.match(sql):
+            self.fault_counts.writes += 1
 
     def committing(self) -> "_Committing":
         """Around a COMMIT sent by other means than `commit()` (`processes.writes`)."""
@@ -130,7 +124,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     # --- cursors -------------------------------------------------------------------------------
 
     def make_cursor(self, cursor):
-        return _Cursor(cursor, self)
+        # Inside a transaction Django's own wrapper: what such a cursor runs counts at COMMIT.
+        return CursorWrapper(cursor, self) if self.in_atomic_block else _Cursor(cursor, self)
 
     def make_debug_cursor(self, cursor):
         return _DebugCursor(cursor, self)
@@ -152,21 +147,27 @@ def check_and_sweep(conn) -> None:
 
 
 class _Committing:
+    """A COMMIT on its way: done, it counts as a write; lost with the connection, too (it
+    may have happened: `note_error`); refused by the server, not."""
+
     def __init__(self, db: DatabaseWrapper) -> None:
         self.db = db
 
     def __enter__(self) -> None:
-        self.db._committing = self.db._transaction_wrote
+        self.db._committing = True
 
     def __exit__(self, exc_type, exc_value, traceback) -> None:
         self.db._committing = False
+        if exc_type is None:
+            self.db.fault_counts.writes += 1
 
 
 class _CountingErrorWrapper(DatabaseErrorWrapper):
     def __exit__(self, exc_type, exc_value, traceback):
-        if exc_type is not None:
-            self.wrapper.note_error(exc_value)
-        return super().__exit__(exc_type, exc_value, traceback)
+        if exc_type is None:  # the hot path: as Django's own, one call
+            return
+        self.wrapper.note_error(exc_value)
+        return DatabaseErrorWrapper.__exit__(self, exc_type, exc_value, traceback)
 
 
 class _Counting:
