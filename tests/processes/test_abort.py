@@ -197,3 +197,35 @@ def test_c3_complete_abort_and_escalate_at_once_give_one_consistent_outcome(smal
         assert apply.version > created
     # The race was real: the rounds did not all end the same way.
     assert len(set(patterns)) >= 2, patterns
+
+
+# --- siblings: other changes of a task's assignee ---------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_refuses_to_delete_a_person_who_holds_open_tasks(small_version, clerk):
+    """Deleting a user unassigned its tasks by the database's cascade (SET NULL): no guarded
+    write, no event, no grant for the queue. The admin refuses, as for protected objects."""
+    from django.contrib.auth import get_user_model
+
+    process = services.start_process(workflow_id="journey-small", user=clerk)
+    task = TaskInstance.objects.get(process=process, atom_id="atom-apply")
+    admin = UserFactory(username="delete-admin")
+    admin.is_superuser = admin.is_staff = True
+    admin.save()
+    browser = Client()
+    browser.force_login(admin)
+    events = ProcessEvent.objects.filter(process=process).count()
+
+    single = browser.post(f"/admin/auth/user/{clerk.pk}/delete/", {"post": "yes"})
+    bulk = browser.post("/admin/auth/user/", {"action": "delete_selected", "_selected_action": [clerk.pk],
+                                              "post": "yes"})
+
+    assert single.status_code == 200 and bulk.status_code == 200  # the refusal page, not a redirect
+    assert f"open task #{task.pk}" in single.content.decode() and f"open task #{task.pk}" in bulk.content.decode()
+    assert get_user_model().objects.filter(pk=clerk.pk).exists()
+    task.refresh_from_db()
+    assert (task.assigned_to_id, task.version) == (clerk.pk, 0)
+    assert ProcessEvent.objects.filter(process=process).count() == events
+    # Once the task is closed, it is no reason to refuse any more.
+    services.abort_process(process.pk, user=admin)
+    assert f"open task #{task.pk}" not in browser.get(f"/admin/auth/user/{clerk.pk}/delete/").content.decode()
