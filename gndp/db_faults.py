@@ -16,9 +16,9 @@ Two kinds of failure, two answers:
   database has happened: the failed attempt committed nothing, its after-commit hooks were
   dropped with its rollback, and no code noted an outside effect (`note_outside_effect`).
 
-"Written" is counted by the PostgreSQL backend (`gndp.backends.postgresql`): a commit of a
-transaction that wrote, a write outside a transaction, and a commit whose answer was lost
-with the connection (it may have happened). SQLite keeps no count: its connection is a file
+"Written" is counted by the PostgreSQL backend (`gndp.backends.postgresql`): a committed
+transaction (whatever it did), a write outside a transaction, and a commit whose answer was
+lost with the connection (it may have happened). SQLite keeps no count: its connection is a file
 that is never dropped, and it never deadlocks (one writer at a time).
 """
 
@@ -110,7 +110,7 @@ def is_transient(exc: BaseException) -> bool:
 class Counts:
     """Kept on each connection of the PostgreSQL backend; only ever goes up."""
 
-    writes: int = 0  # commits that wrote (or may have), writes outside a transaction
+    writes: int = 0  # commits (and commits that may have happened), writes outside a transaction
     losses: int = 0  # errors on a connection the server dropped
     unreachable: int = 0  # errors getting a connection at all
 
