@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from gndp.db_faults import note_outside_effect, retry_transaction
 from processes.errors import InvalidInput
 from processes.events import EventLog
 from processes.models import DiscussionEventType, ProcessInstance
@@ -43,6 +44,7 @@ def mentionable(users, *, process: ProcessInstance, task: TaskInstance | None) -
     ]
 
 
+@retry_transaction
 def comment_add(*, user, body: str, process_id: Any = None, task_id: Any = None) -> Comment:
     """Comment on a process or a task the caller can see. `@name` mentions those who can see
     it too; a name of anyone else stays plain text and notifies nobody."""
@@ -85,6 +87,7 @@ def attachment_add(*, user, upload, process_id: Any = None, task_id: Any = None)
                             filename=filename, content_type=content_type, size=upload.size,
                             sha256=digest.hexdigest())
     attachment.file.save(filename, upload, save=False)
+    note_outside_effect()  # stored already: this call is not to run again (a deadlock: 503)
     try:
         with transaction.atomic():
             ProcessInstance.objects.select_for_update().filter(pk=process.pk).values_list("pk", flat=True).first()

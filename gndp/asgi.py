@@ -5,20 +5,20 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gndp.settings")
 django.setup(set_prefix=False)
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from gndp.addresses import check_trusted_proxies  # noqa: E402
 from gndp.http import HTTPHandler  # noqa: E402
 from gndp.routing import websocket_urlpatterns  # noqa: E402
+from gndp.websocket import AuthMiddlewareStack, DatabaseGuard  # noqa: E402
 
 check_trusted_proxies()  # a malformed GNDP_TRUSTED_PROXIES stops the server here, not at a request
 
 application = ProtocolTypeRouter(
     {
         "http": HTTPHandler(),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": DatabaseGuard(AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
     }
 )
 

@@ -22,10 +22,16 @@ process works on at once, each holding at most one pooled connection. More threa
 more database waits but take turns at the one interpreter lock: on the API benchmark (two
 processes on two cores) two threads gave the same throughput as eight and a third of the
 tail latency. Run more processes (uvicorn --workers) for more cores.
+
+A request that meets a database connection the server dropped (`pg_terminate_backend`, a
+restart) before it wrote anything runs once more, from the start, on a new connection; one
+that meets it after writing, or finds no database at all, answers 503 with `Retry-After`
+(`gndp.db_faults`), never 500.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +46,9 @@ from django.core.handlers.base import BaseHandler
 from django.http import FileResponse
 from django.urls import set_script_prefix
 
-from gndp import body_limits
+from gndp import body_limits, db_faults
+
+logger = logging.getLogger(__name__)
 
 
 def thread_count() -> int:
@@ -137,15 +145,66 @@ class HTTPHandler(ASGIHandler):
 
     def _respond(self, scope, body_file):
         set_script_prefix(get_script_prefix(scope))
-        signals.request_started.send(sender=self.__class__, scope=scope)
-        request, response = self.create_request(scope, body_file)
-        if request is not None:
-            response = self.get_response(request)
-        response._handler_class = self.__class__
+        start = db_faults.mark()
+        response = self._attempt(scope, body_file)
+        if response.status_code >= 500 and db_faults.lost_since(start) and not db_faults.wrote_since(start):
+            # A connection the server had dropped (pg_terminate_backend, a restart), met
+            # before the request wrote anything: once more, from the start, on a new one.
+            # The first answer is closed afterwards: closing it closes the request's body.
+            logger.warning("%s %s met a dropped database connection before writing; trying once more",
+                           scope.get("method"), scope.get("path"))
+            first = response
+            db_faults.discard_connections()
+            body_file.seek(0)
+            start = db_faults.mark()
+            try:
+                response = self._attempt(scope, body_file)
+            finally:
+                self._finish(first)
+        if response.status_code >= 500 and not response.streaming and db_faults.failed_since(start):
+            # The database is gone, or went while this request had written: 503 and
+            # Retry-After, never a 500 (nothing about the request was wrong).
+            self._finish(response)
+            response = db_faults.unavailable_response(scope.get("path", ""))
+            response._handler_class = self.__class__
+            response._gndp_closed = True  # its request was finished with the one it replaces
         if isinstance(response, FileResponse):
             response.block_size = self.chunk_size  # the ASGI server chunks on its own
         if response.streaming:
             db.close_old_connections()
         else:
-            response.close()
+            self._finish(response)
         return response
+
+    def _attempt(self, scope, body_file):
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        # Django closes a request's body once read; kept open (closed by `__call__`), it can
+        # be read again by a second attempt.
+        request, response = self.create_request(scope, _KeptOpen(body_file))
+        if request is not None:
+            response = self.get_response(request)
+        response._handler_class = self.__class__
+        return response
+
+    @staticmethod
+    def _finish(response) -> None:
+        """Close the response: its `request_finished` releases the database connections."""
+        if not getattr(response, "_gndp_closed", False):
+            response._gndp_closed = True
+            response.close()
+
+
+class _KeptOpen:
+    """A request body whose `close` only rewinds it, for a request that may run twice."""
+
+    def __init__(self, file) -> None:
+        self._file = file
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+    def __iter__(self):
+        return iter(self._file)
+
+    def close(self) -> None:
+        self._file.seek(0)

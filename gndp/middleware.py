@@ -3,12 +3,14 @@ from csp.middleware import CSPMiddleware
 from csp.utils import build_policy
 from django.shortcuts import render
 
+from gndp import db_faults
 from processes.errors import ServiceError
 
 
 class ServiceErrorPageMiddleware:
     """A refusal from a service, raised while rendering a page, becomes a page with the
-    same status the API would give (404 for what the caller may not see), never a 500."""
+    same status the API would give (404 for what the caller may not see), never a 500; a
+    database that is gone, a 503 to try again later."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -19,6 +21,9 @@ class ServiceErrorPageMiddleware:
     def process_exception(self, request, exception):
         if isinstance(exception, ServiceError) and not request.path.startswith("/api/"):
             return render(request, "error.html", {"error": exception}, status=exception.status)
+        if db_faults.is_transient(exception):
+            # The database is gone or aborted the transaction: 503, try again, not a 500.
+            return db_faults.unavailable_response(request.path, db_faults.error_code(exception))
         return None
 
 

@@ -152,6 +152,15 @@ else:
         "NAME": os.environ.get("SQLITE_PATH", str(VAR_DIR / "gndp.sqlite3")),
     })}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# A service's transaction that PostgreSQL aborts to break a deadlock (40P01) or a
+# serialization conflict (40001) runs again this many more times, after a jittered wait of
+# up to base * 2**(n-1) seconds (gndp.db_faults.retry_transaction).
+GNDP_TRANSACTION_RETRIES = int(os.environ.get("GNDP_TRANSACTION_RETRIES", "3"))
+GNDP_TRANSACTION_RETRY_BACKOFF = float(os.environ.get("GNDP_TRANSACTION_RETRY_BACKOFF", "0.02"))
+# A Celery job that finds the database gone is retried this many times, waiting
+# base * 2**(n-1) seconds (capped at a minute) before each (gndp.celery.Job).
+GNDP_JOB_DB_RETRIES = int(os.environ.get("GNDP_JOB_DB_RETRIES", "5"))
+GNDP_JOB_DB_RETRY_BACKOFF = float(os.environ.get("GNDP_JOB_DB_RETRY_BACKOFF", "2"))
 # Role separation (processes.db_roles, `manage.py setup_db_roles`): with this set, `migrate`
 # connects as the owner role and the app (DATABASE_URL) as a role that owns nothing and may
 # not UPDATE, DELETE or TRUNCATE the audit table.

@@ -3,8 +3,7 @@ as the dashboard is (`monitoring.live.ScopeFilter`)."""
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-
+from gndp.websocket import database_call
 from processes.consumers import EventConsumer
 from processes.errors import ServiceError
 from processes.live import MONITORING_GROUP
@@ -38,6 +37,6 @@ class MonitoringConsumer(EventConsumer):
             if heard is None:  # asked once per process, however many of its events came
                 heard = self.hears.known.get(event["process_id"])
                 if heard is None:
-                    heard = await database_sync_to_async(self.hears.settle)(event["process_id"])
+                    heard = await database_call(self.hears.settle)(event["process_id"])
             if heard:
                 await self.send_json(event)

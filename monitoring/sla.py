@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.utils import timezone
 
+from gndp.db_faults import retry_transaction
 from processes import versions
 from processes.engine.blueprint import UnknownContainer
 from processes.errors import Conflict
@@ -118,11 +119,16 @@ def retime_atom(journey_id: str, atom_id: str) -> int:
     return changed
 
 
+@retry_transaction
 def _retime(tasks, field: str, duration: timedelta | None) -> int:
-    """Move one deadline of these tasks. The rows are locked in id order, the order a
-    sweep's warning batch locks them too, so the two cannot deadlock. A paused task follows
-    the same formula: on resume its clock moves by the pause."""
+    """Move one deadline of these tasks. Their processes' rows are locked first, in id
+    order, then the task rows in id order: the order every transaction takes them in (a
+    step locks its process before it writes its tasks), so this cannot deadlock with a step
+    or a sweep. A paused task follows the same formula: on resume its clock moves by the pause."""
     with transaction.atomic():
+        process_ids = sorted(set(tasks.order_by().values_list("process_id", flat=True)))
+        list(ProcessInstance.objects.filter(pk__in=process_ids).order_by("pk").select_for_update(of=("self",))
+             .values_list("pk", flat=True))
         ids = list(tasks.order_by("pk").select_for_update(of=("self",)).values_list("pk", flat=True))
         return TaskInstance.objects.filter(pk__in=ids).update(**{field: _deadline(duration)}) if ids else 0
 
@@ -167,6 +173,7 @@ def warn_due_tasks(now: datetime, *, batch_size: int = BATCH_SIZE, max_batches: 
     return warned
 
 
+@retry_transaction
 def _warn_batch(now: datetime, batch_size: int) -> tuple[int, int]:
     """One transaction: lock a batch of processes with due warnings, then their due tasks,
     stamp them (conditional UPDATE) and append the events. Returns (fired, processes)."""
@@ -213,6 +220,7 @@ def breach_due_tasks(now: datetime, *, batch_size: int = BATCH_SIZE, max_batches
     return breached, escalated
 
 
+@retry_transaction
 def _breach_one(task_id: int, process_id: int, now: datetime) -> tuple[bool, bool]:
     """One transaction: lock the process (skip it if busy), then the task; stamp the breach
     with a conditional UPDATE; record `sla.breached` and escalate. Returns (breached, escalated)."""

@@ -76,6 +76,8 @@ def drafts_for(event: ProcessEvent, process: ProcessInstance) -> list[Draft]:
             add(previous, Kind.TASK_REASSIGNED_AWAY)
     elif event.type == EventType.SLA_WARNING:
         add(new, Kind.SLA_WARNING, own_action_too=True)
+    elif event.type == EventType.TASK_CANCELLED:
+        add(new, Kind.TASK_CANCELLED)
     elif event.type == EventType.PROCESS_COMPLETED:
         add(process.started_by_id, Kind.PROCESS_COMPLETED, own_action_too=True)
     elif event.type == EventType.PROCESS_FAILED:
@@ -136,6 +138,9 @@ def compose(kind: str, event: ProcessEvent, process: ProcessInstance, task: Task
     if kind == Kind.TASK_ESCALATED:
         why = "its escalation time passed" if payload.get("automatic") else f"{actor} escalated it"
         return f"{task_name} was escalated to you", f"{why[0].upper()}{why[1:]} ({what}).", task_url()
+    if kind == Kind.TASK_CANCELLED:
+        why = f": {payload['reason']}" if payload.get("reason") else ""
+        return (f"{task_name} was cancelled", f"{actor} aborted {what}{why}."[:1000], process_url())
     if kind == Kind.SLA_WARNING:
         return f"{task_name} is past its due time", f"It was due at {payload.get('deadline', '?')} ({what}).", task_url()
     if kind == Kind.PROCESS_COMPLETED:

@@ -15,6 +15,7 @@ class Kind(models.TextChoices):
     PROCESS_COMPLETED = "process_completed", "A process you started completed"
     PROCESS_FAILED = "process_failed", "A process you started failed"
     MENTIONED = "mentioned", "Someone mentioned you in a comment"
+    TASK_CANCELLED = "task_cancelled", "A task of yours was cancelled (its process was aborted)"
 
 
 class Channel(models.TextChoices):
@@ -33,10 +34,13 @@ DEFAULT_CHANNELS: dict[str, tuple[str, ...]] = {
     Kind.PROCESS_COMPLETED: (Channel.IN_APP,),
     Kind.PROCESS_FAILED: (Channel.IN_APP, Channel.EMAIL),
     Kind.MENTIONED: (Channel.IN_APP, Channel.EMAIL),
+    # Nothing to act on: the task left the inbox, as one reassigned away does.
+    Kind.TASK_CANCELLED: (Channel.IN_APP,),
 }
 
 # The event types that can notify anyone; every other event is passed over at no cost.
 NOTIFYING_EVENTS = frozenset({
     EventType.TASK_ASSIGNED, EventType.TASK_REASSIGNED, EventType.TASK_ESCALATED, EventType.SLA_WARNING,
     EventType.PROCESS_COMPLETED, EventType.PROCESS_FAILED, DiscussionEventType.COMMENT_ADDED,
+    EventType.TASK_CANCELLED,
 })

@@ -24,6 +24,7 @@ from django.db import connection, connections
 from django.db.models import Max
 from django.utils import timezone
 
+from gndp import db_faults
 from processes.background import Drain
 from processes.models import ProcessEvent
 
@@ -78,14 +79,16 @@ _handoffs = Drain("notification-handoff", _hand_off, linger=0.05)
 
 def _deliver_here(events: list[ProcessEvent]) -> None:
     try:
-        deliver_committed(events)
+        db_faults.once_more_if_lost(deliver_committed, events)
     except Exception:  # noqa: BLE001 - the relay delivers what failed here
         log.warning("could not deliver notifications for %d events", len(events), exc_info=True)
 
 
 def _deliver_in_background(events: list[ProcessEvent]) -> None:
+    # Errors reach the drain, which runs a batch that met a dropped database connection once
+    # more (`processes.background`) and logs what still fails: the relay delivers it later.
     try:
-        _deliver_here(events)
+        deliver_committed(events)
     finally:
         # The thread's own connection, closed between batches: a daemon thread that held
         # one would keep a session open (and a test database from being dropped) for ever.

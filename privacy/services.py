@@ -41,6 +41,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from collaboration.models import Attachment, Comment
+from gndp.db_faults import note_outside_effect
 from notifications.models import Notification, NotificationPreference
 from processes import sensitive
 from processes.engine.durations import parse_duration
@@ -279,6 +280,7 @@ def erase_process(process_id: int, *, erasure: Erasure, actor=None, whole: bool 
         attachments = list(Attachment.objects.filter(process=process))
         for attachment in attachments:
             attachment.file.delete(save=False)  # the file goes with the row, never after a crash
+            note_outside_effect()  # gone for good: the transaction is not to run again
         counts["attachments"] = Attachment.objects.filter(pk__in=[a.pk for a in attachments]).delete()[0]
         counts["notifications"] = Notification.objects.filter(process=process).delete()[0]
         counts["stored_responses"] = _delete_stored_responses(values)

@@ -6,7 +6,9 @@ Live updates and the hand-off of notifications to a worker are each a send to th
 the request only appends to a queue; whatever piled up meanwhile, or arrives within the
 drain's `linger`, goes out as one batch.
 Both are best effort by design: what a process takes with it when it exits, the clients
-resynchronise over REST and the notification relay delivers from the event log.
+resynchronise over REST and the notification relay delivers from the event log. A batch
+whose handler met a database connection the server had dropped, before it wrote anything,
+runs once more on a new connection (`gndp.db_faults.once_more_if_lost`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import queue
 import threading
 import time
 from typing import Any, Callable
+
+from gndp import db_faults
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +73,9 @@ class Drain:
             while not self._queue.empty():
                 batch += self._queue.get_nowait()
             try:
-                self.handle(batch)
+                # A handler that reads or writes the database and met a connection the server
+                # had dropped, before it wrote anything, runs once more on a new one.
+                db_faults.once_more_if_lost(self.handle, batch)
             except Exception:  # noqa: BLE001 - best effort: see the module's docstring
                 log.warning("%s: could not handle %d items", self.name, len(batch), exc_info=True)
             with self._idle:

@@ -10,6 +10,8 @@ moved between people: the event's `recheck`), when its session's expiry passes, 
 least every `GNDP_SOCKET_RECHECK_SECONDS` while it delivers. Any other delivery costs a
 comparison. A socket whose session no longer signs its user in closes with
 UNAUTHENTICATED; one whose user may no longer see what it listens to, with FORBIDDEN.
+Database calls run once more on a new connection when the first met one the server had
+dropped (`gndp.websocket.database_call`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from gndp.websocket import database_call
 from tasks.access import roles_of, visible_processes
 
 from . import live, live_access, tail
@@ -68,7 +70,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if await self.check():
             if live.follows_others(self.channel_layer):
                 # What other processes (the worker) commit from now on reaches this socket too.
-                await database_sync_to_async(tail.listen)()
+                await database_call(tail.listen)()
             await self.accept()
 
     async def disconnect(self, code) -> None:
@@ -123,7 +125,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
     async def check(self) -> bool:
         """Check the session and the access now (in a thread: it reads the database); follow
         the groups it allows, or close."""
-        verdict = await database_sync_to_async(self.verdict)()
+        verdict = await database_call(self.verdict)()
         if verdict.refusal is not None:
             await self.refuse(verdict.refusal)
             return False

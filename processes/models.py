@@ -92,7 +92,7 @@ class ProcessInstance(models.Model):
     failure = models.TextField(blank=True, default="")
     # The per-atom state of the engine core, kept on the process row: every step locks and
     # writes this row anyway, so the state costs no extra statement to read or to save.
-    atom_states = models.JSONField(default=dict, help_text="atom id -> waiting|active|completed|skipped")
+    atom_states = models.JSONField(default=dict, help_text="atom id -> waiting|active|completed|skipped|cancelled")
     fired_edges = models.JSONField(default=dict, help_text="decided atom id -> targets of its fired ENABLES edges")
     # Written only by the prediction job (processes.prediction), never by a state change,
     # so the job updates these columns alone and takes no part in the process lock.
@@ -167,6 +167,7 @@ class EventType(models.TextChoices):
     TASK_ESCALATED = "task.escalated"
     TASK_FAILED = "task.failed"
     TASK_RETRIED = "task.retried"
+    TASK_CANCELLED = "task.cancelled"
     TASK_UNROUTABLE = "task.unroutable"
     SLA_WARNING = "sla.warning"
     SLA_BREACHED = "sla.breached"

@@ -53,9 +53,14 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
     if router is None and len(unrouted) > 1:
         routes = {**routes, **lookahead.route_together(blueprint, unrouted,
                                                          closing=closing.pk if closing is not None else None)}
-    tasks = [_new_task(process, blueprint, atom_id, now, closing, router, routes.get(atom_id))
+    picked: list[bool] = []
+    tasks = [_new_task(process, blueprint, atom_id, now, closing, router, routes.get(atom_id), picked)
              for atom_id in step.activated]
     log.writes.insert(tasks, need_ids=True)
+    if picked:
+        # The chosen people's profiles, stamped with the step's writes in user id order: the
+        # lock order every transaction keeps (`tasks.routing`).
+        routing.stamp_routed(log.writes)
     for task in tasks:
         lookahead.remember(task.pk, process, task.atom_id)
     access.grant_new_tasks(tasks, log.writes)
@@ -92,7 +97,7 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
 
 def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now,
               closing: TaskInstance | None, router: routing.BatchRouter | None,
-              route: routing.Route | None) -> TaskInstance:
+              route: routing.Route | None, picked: list[bool]) -> TaskInstance:
     atom = blueprint.atoms[atom_id]
     task = maker(TaskInstance).new(
         process=process,
@@ -116,6 +121,8 @@ def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now,
     task.pk = route.task_id
     if route.assignee is not None:
         task.assigned_to = route.assignee
+        if route.stamp_at is not None:  # chosen by a routing statement: stamped at the end
+            picked.append(True)
     elif route.unroutable:
         task.data = {"unroutable": True}
     return task

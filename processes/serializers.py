@@ -8,6 +8,7 @@ from rest_framework import serializers
 from gndp.api.representation import BuiltOnceFields
 
 from . import sensitive
+from .engine import core
 from .models import EVENT_TYPES, ProcessEvent, ProcessInstance
 
 
@@ -39,7 +40,8 @@ class ProcessSerializer(BuiltOnceFields, serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_current_steps(self, process) -> list[str]:
-        return process.steps_in("active")
+        """The active atoms: none once the process is aborted (they are cancelled)."""
+        return process.steps_in(core.ACTIVE)
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_completed_steps(self, process) -> list[str]:
@@ -91,7 +93,7 @@ class GraphNodeSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
     kind = serializers.CharField()
-    state = serializers.ChoiceField(choices=["waiting", "active", "completed", "skipped"])
+    state = serializers.ChoiceField(choices=list(core.STATES))
     role = serializers.CharField(allow_null=True)
 
 

@@ -1,7 +1,8 @@
 """Process operations. Each is one transaction that locks the process row first.
 
 Every state change follows the same order: lock, check, let the engine core decide,
-persist the diff, append events; publishing and background work wait for the commit.
+persist the diff, append events; publishing and background work wait for the commit. A
+transaction PostgreSQL aborts to break a deadlock runs again (`retry_transaction`).
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from gndp.db_faults import retry_transaction
 from monitoring.clocks import restart_clocks, stop_clocks
 from tasks import lookahead
-from tasks.models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
+from tasks.models import OPEN_TASK_STATUSES, TaskInstance
 
 from . import sensitive, start_rights, versions
 from .engine import core
 from .errors import Conflict, InvalidInput, NotFound
 from .events import EventLog
 from .models import OPEN_PROCESS_STATUSES, EventType, ProcessInstance, ProcessStatus
-from .runtime import apply_step, enqueue_system_tasks
+from .runtime import apply_step, enqueue_system_tasks, runtime_of
 from .writes import NEXT_IDS, pipelined
 
 
@@ -31,6 +33,7 @@ def lock_process(process_id: Any) -> ProcessInstance:
         raise NotFound(f"process {process_id} not found") from None
 
 
+@retry_transaction
 def start_process(
     *, workflow_id: str, context: Any = None, user=None, business_key: str | None = None
 ) -> ProcessInstance:
@@ -156,6 +159,7 @@ def _started(blueprint, context, index: int) -> core.Step:
         raise InvalidInput("a context is out of bounds", details={f"contexts[{index}]": exc.problems}) from None
 
 
+@retry_transaction
 def _start_batch(version, workflow_id, blueprint, paths, steps, keys, user, router) -> list[ProcessInstance]:
     processes = [
         ProcessInstance(version=version, journey_id=version.journey_id, workflow_id=workflow_id,
@@ -176,6 +180,7 @@ def _start_batch(version, workflow_id, blueprint, paths, steps, keys, user, rout
     return processes
 
 
+@retry_transaction
 def suspend_process(process_id: Any, *, user=None) -> ProcessInstance:
     with transaction.atomic():
         process = lock_process(process_id)
@@ -186,6 +191,7 @@ def suspend_process(process_id: Any, *, user=None) -> ProcessInstance:
     return process
 
 
+@retry_transaction
 def resume_process(process_id: Any, *, user=None) -> ProcessInstance:
     with transaction.atomic():
         process = lock_process(process_id)
@@ -198,17 +204,31 @@ def resume_process(process_id: Any, *, user=None) -> ProcessInstance:
     return process
 
 
+@retry_transaction
 def abort_process(process_id: Any, *, user=None, reason: str = "") -> ProcessInstance:
+    """Abort: every open task is cancelled as any task change is made (the guarded writer,
+    its grants revoked, a `task.cancelled` each), and every active atom becomes cancelled,
+    a final state: an aborted process has no current steps. Lock order: the process row,
+    then its task rows."""
+    from tasks.services import cancel_open_tasks
+
+    reason = str(reason)[:1000]
     with transaction.atomic():
         process = lock_process(process_id)
         _require(process, {ProcessStatus.PENDING, ProcessStatus.RUNNING, ProcessStatus.SUSPENDED,
                            ProcessStatus.FAILED}, "abort")
         now = timezone.now()
-        cancelled = TaskInstance.objects.filter(process=process, status__in=OPEN_TASK_STATUSES + [TaskStatus.FAILED])
-        cancelled.update(status=TaskStatus.CANCELLED, completed_at=now)
+        log = EventLog(user, process_locked=True)
+        cancel_open_tasks(process, log, reason=reason, now=now)
+        step = core.abort(runtime_of(process), process.context)
+        process.atom_states = dict(step.runtime.states)
         process.status = ProcessStatus.ABORTED
         process.completed_at = now
-        _save_status(process, EventLog(user), EventType.PROCESS_ABORTED, reason=str(reason)[:1000])
+        process.lock_version += 1
+        process.save(update_fields=["status", "completed_at", "atom_states", "lock_version", "updated_at"])
+        log.add(process, EventType.PROCESS_ABORTED, status=process.status, reason=reason,
+                cancelled_atoms=step.changed)
+        log.flush(commit=True)
     return process
 
 

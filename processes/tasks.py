@@ -23,6 +23,10 @@ def run_system_task(self, task_id: int) -> str:
 
     task = read_task(task_id)
     if task is None or task.status not in OPEN_TASK_STATUSES:
+        if task is not None and self.request.retries:
+            # A retry of a run whose COMMIT's answer was lost with the connection (gndp.celery.Job):
+            # the commit happened, its after-commit hand-off of the next system steps did not.
+            _resend_open_system_tasks(task.process_id)
         return "closed"
     process: ProcessInstance = task.process
     if process.status != ProcessStatus.RUNNING:
@@ -44,6 +48,18 @@ def run_system_task(self, task_id: int) -> str:
         return "failed"
     complete_system_task(task_id, result, attempt=attempt)
     return "completed"
+
+
+def _resend_open_system_tasks(process_id: int) -> None:
+    """Hand the open system steps of a running process to the workers again (each run checks
+    its step is still open first, so a step sent twice runs once)."""
+    from tasks.models import OPEN_TASK_STATUSES, TaskInstance
+
+    from .runtime import enqueue_system_tasks
+
+    enqueue_system_tasks(list(TaskInstance.objects.filter(
+        process_id=process_id, kind="system", status__in=OPEN_TASK_STATUSES, process__status=ProcessStatus.RUNNING,
+    ).values_list("pk", flat=True)))
 
 
 @shared_task

@@ -17,7 +17,7 @@ commits. Writes are deferred until `execute`: nothing in between may read what t
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
@@ -100,6 +100,14 @@ class Writes:
         for obj in objs:
             obj._state.adding = False
             obj._state.db = self.using
+
+    def statement(self, sql: str, params: list[Any], *, once: bool = False) -> None:
+        """A data-modifying statement of the step's own (one that no RETURNING of it is read
+        from), sent with the others; `once`: not again while the same one waits to be sent
+        (a statement may change a row only once)."""
+        if once and self.deferred and any(pending == sql for pending, _ in self._statements):
+            return
+        self._add(sql, params)
 
     def create(self, objs: list[Model]) -> None:
         """Rows that this step creates and goes on changing (a bulk start's processes): their
@@ -191,9 +199,10 @@ class Writes:
                 if commit:
                     # COMMIT as a statement of the pipeline, not the driver's commit(), which
                     # waits for its own answer before the pipeline's end waits again: the
-                    # writes and the COMMIT in one round trip, not two.
+                    # writes and the COMMIT in one round trip, not two. Should the connection
+                    # drop on the way, the COMMIT may have happened (`gndp.db_faults`).
                     raw = self.connection.connection
-                    with self.connection.wrap_database_errors, raw.pipeline():
+                    with _committing(self.connection), self.connection.wrap_database_errors, raw.pipeline():
                         cursor.execute(sql, params)
                         raw.execute("COMMIT", prepare=False)
                 else:
@@ -236,13 +245,22 @@ def pipelined(connection) -> Iterator[None]:
     raw = connection.connection
     opening = (len(connection.atomic_blocks) == 1 and not connection.needs_rollback and not raw.autocommit
                and raw.info.transaction_status == pq.TransactionStatus.IDLE)
-    if opening:
-        raw.autocommit = True  # outside the pipeline: inside it, psycopg would sync first
-    with raw.pipeline():
+    # The driver's own calls here (and the pipeline's answers, which arrive at its end)
+    # raise Django's errors, as every other statement does.
+    with connection.wrap_database_errors:
         if opening:
-            raw.execute("BEGIN", prepare=False)
-            rls.open_transaction_scope(connection)
-        yield
+            raw.autocommit = True  # outside the pipeline: inside it, psycopg would sync first
+        with raw.pipeline():
+            if opening:
+                raw.execute("BEGIN", prepare=False)
+                rls.open_transaction_scope(connection)
+            yield
+
+
+def _committing(connection):
+    """The backend's note that a COMMIT is on its way (`gndp.backends.postgresql`)."""
+    committing = getattr(connection, "committing", None)
+    return committing() if committing is not None else nullcontext()
 
 
 def _commits_here(connection) -> bool:

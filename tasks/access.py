@@ -112,6 +112,14 @@ def revoke_task_from_role(task: TaskInstance) -> None:
     TaskGroupObjectPermission.objects.filter(content_object=task).delete()
 
 
+def revoke_tasks(task_ids: list[int]) -> None:
+    """Every grant on these tasks, to people and to roles: work on them is over (cancelled).
+    Who held one still sees it as before: visibility follows the assignee, not the grant."""
+    if task_ids:
+        TaskUserObjectPermission.objects.filter(content_object_id__in=task_ids).delete()
+        TaskGroupObjectPermission.objects.filter(content_object_id__in=task_ids).delete()
+
+
 def grant_new_tasks(tasks: list[TaskInstance], writes: Writes) -> None:
     """Grants for freshly routed tasks, in at most two statements whatever their number,
     sent with the step's other writes."""

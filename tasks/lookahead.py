@@ -6,11 +6,11 @@ the completion activates, but for most steps the blueprint says so beforehand: a
 atom enabled unconditionally by the completed one alone, and depending on nothing, becomes
 active whatever the result (`Blueprint.certain_next`). Knowing the task's atom before
 reading it, the routing statements of those atoms are sent in the lock read's pipeline,
-after it. They run under the lock, in the same transaction, so they count and stamp what
-the statements after the engine would have; a transaction that rolls back (a 409, a
-refusal) takes their stamps with it. One that commits without the routed tasks (a system
-step whose handler's result broke the form fails the process instead) keeps the chosen
-people's stamps, which only break ties in later routing.
+after it. They run under the lock, in the same transaction, so they count what the statements after the
+engine would have, and their choices are stamped with the step's writes, as any routing's
+are (`routing.stamp_assignments`): a transaction that rolls back (a 409, a refusal), or
+commits without the routed tasks (a system step whose handler's result broke the form
+fails the process instead), stamps nobody.
 
 Which atom a task is of is known when this process created or read the task (a task never
 changes its atom, nor a process its version): `remember` keeps the last `LIMIT` of them.
@@ -54,20 +54,21 @@ def forget_all() -> None:
 class Foreseen:
     """Routing statements sent ahead in a pipeline; `routes` reads their answers."""
 
-    def __init__(self, picks: list[tuple[str, object]], expected: tuple[int, str, str] | None = None) -> None:
+    def __init__(self, picks: list[tuple[str, object]], when, expected: tuple[int, str, str] | None = None) -> None:
         self._picks = picks  # (atom id, cursor awaiting the answer)
+        self.when = when  # when the routing statements were sent: the chosen people's stamp
         self.expected = expected  # what the task read must be, for a guess
 
     def routes(self, task=None) -> dict[str, routing.Route]:
         """The routes by atom id, once the pipeline is done. For a guess from a remembered
         task, none if the task read is not the one remembered (ids are never reused, so
         only a database emptied under a running process could make it so; the guess then
-        cost the stamps of its routing)."""
+        only counts its choices as this transaction's in later routing statements)."""
         try:
             if self.expected is not None and self.expected != (
                     task.process.version_id, task.process.workflow_id, task.atom_id):
                 return {}
-            return {atom_id: routing.read_pick(cursor) for atom_id, cursor in self._picks}
+            return {atom_id: routing.read_pick(cursor, self.when) for atom_id, cursor in self._picks}
         finally:
             self.discard()
 
@@ -103,7 +104,7 @@ def send_routes(blueprint, atom_ids, *, closing: int | None = None,
         cursor = db.cursor()
         routing.send_pick(cursor, atom.role, blueprint.roles.get(atom.role, routing.LEAST_BUSY), when, closing=closing)
         picks.append((atom_id, cursor))
-    return Foreseen(picks, expected) if picks else None
+    return Foreseen(picks, when, expected) if picks else None
 
 
 def route_together(blueprint, atom_ids, *, closing: int | None = None) -> dict[str, routing.Route]:

@@ -3,6 +3,19 @@
 `least_busy` picks the member with the fewest open tasks, ties to the one assigned longest
 ago; `round_robin` picks the one assigned longest ago, which is a rotation; `queue` leaves
 the task for any member to claim. Nobody available leaves it unassigned (`unroutable`).
+
+Lock order. Choosing someone stamps their profile (`last_assigned_at`, the tie-breaker and
+the rotation), an UPDATE that locks the profile row until the transaction ends. Stamped as
+each task was routed, a step routing two branches took two people's rows in the order of
+its atoms, and a bulk start took them by user id: two transactions routing to the same two
+people in opposite orders deadlocked. So no routing statement locks a profile: on
+PostgreSQL the choices of a transaction are noted in a setting of the transaction
+(`gndp.route_stamps`), which the transaction's later routing statements read as the
+people's newest stamps, and the profiles are stamped once, at the end, with the step's other
+writes, by one statement that locks them in user id order (`stamp_assignments`), the order
+the bulk path's stamps take too. Every transaction takes its rows in the same global order:
+process rows (by id), then task rows, then profile rows (by user id). SQLite runs one writer
+at a time and has no lock order to keep: there a choice is stamped at once.
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
 from processes.rows import maker
-from processes.writes import NEXT_IDS
+from processes.writes import NEXT_IDS, Writes
 
 from .models import OPEN_TASK_STATUSES, Profile, TaskInstance
 
@@ -31,6 +44,7 @@ class Route:
     assignee: object | None  # a user, or None for the role's queue
     unroutable: bool = False
     task_id: int | None = None  # the new task's id, when the routing statement drew it
+    stamp_at: object | None = None  # the assignee's stamp, still to write (`stamp_assignments`)
 
 
 def candidates(role: str):
@@ -49,7 +63,7 @@ def choose(role: str, strategy: str, when, *, closing: int | None = None) -> Rou
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             send_pick(cursor, role, strategy, when, closing=closing)
-            return read_pick(cursor)
+            return read_pick(cursor, when)
     chosen = _pick(role, strategy, closing)
     if chosen is None:
         return Route(None, unroutable=True)
@@ -85,10 +99,12 @@ def send_pick(cursor, role: str, strategy: str, when, *, closing: int | None = N
     cursor.execute(_PICK_SQL[strategy], params)
 
 
-def read_pick(cursor) -> Route:
-    user_id, username, task_id = cursor.fetchone()
+def read_pick(cursor, when) -> Route:
+    """The answer of `send_pick`'s statement, sent at `when`: the chosen one's stamp is
+    still to be written (`stamp_assignments`)."""
+    user_id, username, task_id, _noted = cursor.fetchone()
     chosen = maker(get_user_model()).new(pk=user_id, username=username) if user_id else None
-    return Route(chosen, unroutable=chosen is None, task_id=task_id)
+    return Route(chosen, unroutable=chosen is None, task_id=task_id, stamp_at=when if chosen else None)
 
 
 def note_assignment(user, when) -> None:
@@ -98,31 +114,74 @@ def note_assignment(user, when) -> None:
         Profile.objects.get_or_create(user=user, defaults={"last_assigned_at": when})
 
 
+def stamp_assignments(stamps: dict[int, object], writes: Writes) -> None:
+    """Stamp these people's profiles (user id: when they got a task): on PostgreSQL with the
+    step's other `writes`, in one statement that locks the rows in user id order, the one
+    order every transaction takes them in (see the module's docstring); elsewhere at once."""
+    if not stamps:
+        return
+    if writes.connection.vendor != "postgresql":
+        for user_id in sorted(stamps):
+            note_assignment(maker(get_user_model()).new(pk=user_id), stamps[user_id])
+        return
+    ids = sorted(stamps)
+    writes.statement(_STAMP_SQL, [ids, [stamps[user_id] for user_id in ids], ids])
+
+
+def stamp_routed(writes: Writes) -> None:
+    """Stamp the people this transaction's routing statements chose (`gndp.route_stamps`),
+    with the step's other `writes`, as `stamp_assignments` does: once a transaction, and with
+    no parameters to send (the choices are on the server already). PostgreSQL only."""
+    writes.statement(_STAMP_ROUTED_SQL, [], once=True)
+
+
 def _pick_sql(*order_by: str) -> str:
     """The routing query on PostgreSQL: the hot path of every step, so one statement that
-    chooses among the role's active, available members, stamps the chosen one's profile
-    (every user has a profile row: `tasks.apps` creates it with the user), and draws the
-    new task's id, which the step's other writes refer to (`processes.writes`)."""
+    chooses among the role's active, available members and draws the new task's id, which
+    the step's other writes refer to (`processes.writes`). It locks no profile: the people
+    this transaction chose already count as stamped at the time they were chosen (read from
+    `gndp.route_stamps`), and it adds its own choice there for the next."""
     User = get_user_model()
     user_table = User._meta.db_table
     groups_table = User.groups.through._meta.db_table
+    stamped = "COALESCE((s.stamps ->> u.id::text)::timestamptz, p.last_assigned_at) ASC NULLS FIRST"
     return f"""
         WITH chosen AS (
-            SELECT u.id, u.{User.USERNAME_FIELD} AS username
+            SELECT u.id, u.{User.USERNAME_FIELD} AS username, s.stamps
             FROM {user_table} u
             JOIN {groups_table} ug ON ug.user_id = u.id
             JOIN auth_group g ON g.id = ug.group_id
             LEFT JOIN {Profile._meta.db_table} p ON p.user_id = u.id
+            CROSS JOIN (SELECT COALESCE(NULLIF(current_setting('{ROUTE_STAMPS}', true), '')::jsonb, '{{}}'::jsonb)
+                        AS stamps) s
             WHERE g.name = %(role)s AND u.is_active AND COALESCE(p.available, TRUE)
-            ORDER BY {", ".join([*order_by, "p.last_assigned_at ASC NULLS FIRST", "u.id"])}
+            ORDER BY {", ".join([*order_by, stamped, "u.id"])}
             LIMIT 1
-        ), stamped AS (
-            UPDATE {Profile._meta.db_table} SET last_assigned_at = %(when)s
-            WHERE user_id IN (SELECT id FROM chosen)
         )
         SELECT (SELECT id FROM chosen), (SELECT username FROM chosen),
-               nextval(pg_get_serial_sequence('{TaskInstance._meta.db_table}', 'id'))
+               nextval(pg_get_serial_sequence('{TaskInstance._meta.db_table}', 'id')),
+               (SELECT set_config('{ROUTE_STAMPS}', (c.stamps || jsonb_build_object(c.id::text, %(when)s::timestamptz))::text,
+                                  true) IS NOT NULL
+                FROM chosen c)
     """
+
+
+# The transaction's choices so far (user id: when), for its later routing statements.
+ROUTE_STAMPS = "gndp.route_stamps"
+# Locks the profiles in user id order (the sub-select's sort comes before its row locks),
+# then stamps them.
+_STAMP_SQL = (
+    f"UPDATE {Profile._meta.db_table} p SET last_assigned_at = s.stamp_at"
+    " FROM unnest(%s::bigint[], %s::timestamptz[]) AS s(user_id, stamp_at)"
+    f" WHERE p.user_id = s.user_id AND p.user_id IN (SELECT user_id FROM {Profile._meta.db_table}"
+    " WHERE user_id = ANY(%s::bigint[]) ORDER BY user_id FOR UPDATE)"
+)
+_ROUTED = f"jsonb_each_text(COALESCE(NULLIF(current_setting('{ROUTE_STAMPS}', true), ''), '{{}}')::jsonb)"
+_STAMP_ROUTED_SQL = (
+    f"UPDATE {Profile._meta.db_table} p SET last_assigned_at = s.value::timestamptz FROM {_ROUTED} AS s"
+    f" WHERE p.user_id = s.key::bigint AND p.user_id IN (SELECT user_id FROM {Profile._meta.db_table}"
+    f" WHERE user_id IN (SELECT key::bigint FROM {_ROUTED}) ORDER BY user_id FOR UPDATE)"
+)
 
 
 # The statuses are written out, not passed: the planner matches a condition against the
@@ -185,7 +244,9 @@ class BatchRouter:
         return self._ids.pop()
 
     def stamp(self) -> None:
-        """Write when each chosen person last got a task (the tie-breaker, the rotation)."""
+        """Write when each chosen person last got a task (the tie-breaker, the rotation): one
+        statement, its rows in user id order, so that it locks them in the order every
+        transaction takes profile rows in (see the module's docstring)."""
         Profile.objects.bulk_create(
             [Profile(user_id=user_id, last_assigned_at=when) for user_id, when in sorted(self._stamps.items())],
             update_conflicts=True, unique_fields=["user"], update_fields=["last_assigned_at"],

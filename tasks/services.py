@@ -4,6 +4,10 @@ Completion is exactly-once: inside one transaction the process row is locked, th
 read again under that lock, and the status change is a conditional UPDATE on the task's
 version, so of two people completing the same task exactly one wins and the other gets a
 409; the process advances in that same transaction.
+
+Every operation here is one transaction that PostgreSQL may abort to break a deadlock or a
+serialization conflict: it then runs again from the start (`retry_transaction`), unless it
+runs inside an outer transaction (an Idempotency-Key's), whose owner runs the whole again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
+from gndp.db_faults import retry_transaction
 from processes import sensitive, versions
 from processes.engine import core
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -133,6 +138,7 @@ def _mark(task: TaskInstance, writes: Writes | None = None, **changes: Any) -> N
         target.execute()
 
 
+@retry_transaction
 def start_task(task_id: Any, *, user) -> TaskInstance:
     """Start (claim) a task: an unassigned one becomes the caller's."""
     with transaction.atomic():
@@ -168,6 +174,7 @@ def _claim(process: ProcessInstance, task: TaskInstance, user, log: EventLog) ->
     log.add(process, EventType.TASK_STARTED, task=task, assigned_to_id=user.pk)
 
 
+@retry_transaction
 def complete_task(task_id: Any, *, user, result: Any = None) -> TaskInstance:
     result = {} if result is None else result
     if not isinstance(result, dict):
@@ -214,6 +221,7 @@ def _finish(process: ProcessInstance, task: TaskInstance, result: dict, log: Eve
 
 # --- system steps, called by the worker -------------------------------------------------------
 
+@retry_transaction
 def complete_system_task(task_id: int, result: Any, *, attempt: int) -> TaskInstance | None:
     """Record a handler's result. A duplicate delivery finds the task closed: no-op."""
     with transaction.atomic():
@@ -234,6 +242,7 @@ def complete_system_task(task_id: int, result: Any, *, attempt: int) -> TaskInst
     return task
 
 
+@retry_transaction
 def system_task_failed(task_id: int, error: str, *, attempt: int) -> float | None:
     """Record a failed attempt. Returns the delay before the next try, or None when the
     retries are spent and the task and its process are now `failed` (an incident)."""
@@ -264,6 +273,7 @@ def _fail(process: ProcessInstance, task: TaskInstance, error: str, log: EventLo
     log.add(process, EventType.PROCESS_FAILED, atom_id=task.atom_id, error=error[:1000])
 
 
+@retry_transaction
 def retry_task(task_id: Any, *, user) -> TaskInstance:
     """An administrator's retry of a failed system step: the process runs again."""
     with transaction.atomic():
@@ -287,6 +297,23 @@ def retry_task(task_id: Any, *, user) -> TaskInstance:
     return task
 
 
+def cancel_open_tasks(process: ProcessInstance, log: EventLog, *, reason: str, now) -> list[TaskInstance]:
+    """Cancel every open (or failed) task of `process`, whose row the caller's transaction has
+    locked: each through the guarded writer (`_mark`, sent with the step's other writes), its
+    grants revoked, and a `task.cancelled` event with the reason. Returns the tasks."""
+    tasks = list(TaskInstance.objects.filter(process=process, status__in=[*OPEN_TASK_STATUSES, TaskStatus.FAILED])
+                 .select_related("assigned_to").order_by("pk"))
+    for task in tasks:
+        was = task.status
+        _mark(task, log.writes, status=TaskStatus.CANCELLED, completed_at=now)
+        queued = task.kind == "human" and task.assigned_to_id is None
+        log.add(process, EventType.TASK_CANCELLED, task=task, reason=reason, previous_status=was,
+                role=task.role, queued=queued, assigned_to_id=task.assigned_to_id,
+                assigned_to=task.assigned_to.get_username() if task.assigned_to_id else None)
+    access.revoke_tasks([task.pk for task in tasks])
+    return tasks
+
+
 # --- moving work between people ----------------------------------------------------------------
 
 NOT_A_TAKER = "the new assignee must be an active member of the task's role or the person it escalates to"
@@ -301,12 +328,13 @@ def _assign(process: ProcessInstance, task: TaskInstance, new_user, log: EventLo
     else:
         access.revoke_task_from_role(task)
     access.grant_task_to_user(task, new_user)
-    routing.note_assignment(new_user, timezone.now())
+    routing.stamp_assignments({new_user.pk: timezone.now()}, log.writes)
     log.add(process, event, task=task, assigned_to=new_user.get_username(), assigned_to_id=new_user.pk,
             previous_assignee=previous.get_username() if previous else None,
             previous_assignee_id=previous.pk if previous else None, **payload)
 
 
+@retry_transaction
 def reassign_task(task_id: Any, *, user, new_assignee: str) -> TaskInstance:
     """Hand a task to someone who can work it: an active member of its role, or its
     escalation manager (`_escalation_target`). Anyone else, and a name nobody active holds,
@@ -333,6 +361,7 @@ def reassign_task(task_id: Any, *, user, new_assignee: str) -> TaskInstance:
     return task
 
 
+@retry_transaction
 def escalate_task(task_id: Any, *, user=None, automatic: bool = False) -> TaskInstance:
     """Move a task to its assignee's manager (or to the role's escalation manager when it
     is unassigned) and raise its priority to high."""

@@ -12,7 +12,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from gndp import body_limits
+from gndp import body_limits, db_faults
 from processes.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,14 @@ def error_body(code: str, message: str, details=None) -> dict:
 def handle(exc, context) -> Response:
     if isinstance(exc, ServiceError):
         return Response(exc.as_body(), status=exc.status)
+    if db_faults.is_transient(exc):
+        # The database went away, or aborted the transaction after its retries (a deadlock):
+        # nothing about the request was wrong, and sent again later it may well succeed.
+        log.warning("database unavailable in %s: %s", context.get("view"), exc)
+        code = db_faults.error_code(exc)
+        response = Response(error_body(code, db_faults.error_message(code)), status=503)
+        response["Retry-After"] = str(db_faults.RETRY_AFTER)
+        return response
     if isinstance(exc, DataError):
         # The database refused a value (a NUL byte, a number out of range): bad input, and
         # the service's transaction has already rolled back.

@@ -3,7 +3,9 @@ change nothing; the same key with another body gets 422. Keys are scoped to the 
 
 The record is inserted in the same transaction as the write itself, so a crash after
 commit leaves the record with the effect, and of two concurrent requests with one key the
-second waits on the unique index, rolls back, and replays the first one's response.
+second waits on the unique index, rolls back, and replays the first one's response. That
+transaction is the outermost one, so it is the one that runs again when PostgreSQL aborts
+it to break a deadlock (`gndp.db_faults.retry_transaction`), the service's inside it too.
 
 A response that revealed sensitive fields (processes.sensitive) is stored encrypted whole,
 so the table never holds their plaintext either.
@@ -22,6 +24,8 @@ from functools import lru_cache, wraps
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from rest_framework.response import Response
 
+from gndp import db_faults
+from gndp.db_faults import retry_transaction
 from processes import sensitive
 from processes.models import IdempotencyRecord
 from processes.rows import Columns
@@ -97,25 +101,34 @@ def idempotent(action):
         # multipart body, whose boundary differs on every send).
         request_hash = self.idempotency_hash(request) if hasattr(self, "idempotency_hash") else _request_hash(request)
         try:
-            with transaction.atomic():
-                existing = _find(request.user, key)
-                if existing is not None:
-                    return _replay(existing, request_hash)
-                watch = sensitive.watch_reveals()
-                try:
-                    response = action(self, request, *args, **kwargs)
-                except Exception as exc:  # noqa: BLE001 - the refusal is the response to remember
-                    response = self.handle_exception(exc)
-                    if response.status_code >= 500:
-                        raise
-                finally:
-                    revealed = sensitive.revealed_since(watch)
-                _record(request.user, key, request_hash, response, revealed)
+            return _once_recorded(self, request, key, request_hash, action, args, kwargs)
         except IntegrityError:
             winner = _find(request.user, key)
             if winner is None:
                 raise
             return _replay(winner, request_hash)
-        return response
 
     return wrapper
+
+
+@retry_transaction
+def _once_recorded(view, request, key, request_hash, action, args, kwargs):
+    """The write and its record, in one transaction: the outermost one, so that this is where
+    a transaction PostgreSQL aborted (a deadlock) runs again, the service's inside it too."""
+    with transaction.atomic():
+        existing = _find(request.user, key)
+        if existing is not None:
+            return _replay(existing, request_hash)
+        watch = sensitive.watch_reveals()
+        try:
+            response = action(view, request, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the refusal is the response to remember
+            if db_faults.is_transient(exc):
+                raise  # not a refusal: the transaction is gone (run again, or 503)
+            response = view.handle_exception(exc)
+            if response.status_code >= 500:
+                raise
+        finally:
+            revealed = sensitive.revealed_since(watch)
+        _record(request.user, key, request_hash, response, revealed)
+    return response

@@ -18,7 +18,11 @@ WAITING = "waiting"
 ACTIVE = "active"
 COMPLETED = "completed"
 SKIPPED = "skipped"
+# An active atom of an aborted process: final, never decided (its edges never fire). Only
+# `abort` sets it; no event of a running process meets it.
+CANCELLED = "cancelled"
 DECIDED = frozenset({COMPLETED, SKIPPED})
+STATES = (WAITING, ACTIVE, COMPLETED, SKIPPED, CANCELLED)
 
 
 class EngineError(Exception):
@@ -56,8 +60,12 @@ class Runtime:
         return cls(states={atom_id: WAITING for atom_id in blueprint.atoms}, fired={})
 
     def edge_fired(self, source: str, target: str) -> bool | None:
-        """True or False once the source is decided, None while it is not."""
-        if self.states.get(source) not in DECIDED:
+        """True or False once the source is decided (False for ever once it is cancelled),
+        None while it is not."""
+        state = self.states.get(source)
+        if state == CANCELLED:
+            return False
+        if state not in DECIDED:
             return None
         return target in self.fired.get(source, frozenset())
 
@@ -176,6 +184,16 @@ def complete(
     walk.decide_outgoing(atom_id)
     walk.settle(walk._downstream(atom_id))
     return walk.finish()
+
+
+def abort(runtime: Runtime, context: Mapping[str, Any]) -> Step:
+    """Abort: every active atom becomes cancelled, and nothing else changes; an aborted
+    process has no current steps (journey-format, "Withdrawing, cancelling and aborting")."""
+    states = dict(runtime.states)
+    cancelled = [atom_id for atom_id, state in states.items() if state == ACTIVE]
+    for atom_id in cancelled:
+        states[atom_id] = CANCELLED
+    return Step(runtime=Runtime(states=states, fired=dict(runtime.fired)), context=dict(context), changed=cancelled)
 
 
 def progress(runtime: Runtime) -> float:

@@ -4,8 +4,9 @@
                                                -[:COMPLETED {timestamp}]->(:Atom)  completed
                                                -[:PENDING]->(:Atom)              waiting: may still run
 
-A skipped atom has no relationship, and a closed process (completed or aborted) keeps only
-its COMPLETED ones: nothing waits there any more. `timestamp` is an ISO 8601 UTC string of
+A skipped atom has no relationship, nor has a cancelled one (an aborted process's steps that
+were active: it is at none of them any more), and a closed process (completed or aborted)
+keeps only its COMPLETED ones: nothing waits there any more. `timestamp` is an ISO 8601 UTC string of
 fixed width (it sorts as it reads), not a temporal value: FalkorDB, which the tests run
 on, cannot hold one.
 
@@ -41,6 +42,7 @@ from . import get_store
 log = logging.getLogger(__name__)
 
 CURSOR_NAME = "runtime"
+# skipped and cancelled: none.
 RELATIONSHIP_OF_STATE = {"active": "AT_STEP", "completed": "COMPLETED", "waiting": "PENDING"}
 CLOSED_STATUSES = frozenset({ProcessStatus.COMPLETED, ProcessStatus.ABORTED})
 # An event id missing below a visible one belongs to a transaction that is still open (ids

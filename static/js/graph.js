@@ -58,6 +58,9 @@ GNDP.graph = function (container, data) {
       { selector: "node[state = 'active']", style: { "background-color": colour("active"), "border-width": 3, "border-color": "#93c5fd" } },
       { selector: "node[state = 'completed']", style: { "background-color": colour("completed") } },
       { selector: "node[state = 'skipped']", style: { "background-color": colour("skipped"), opacity: 0.75 } },
+      // An aborted process's steps that were current: final, crossed out by a dashed border.
+      { selector: "node[state = 'cancelled']", style: {
+          "background-color": colour("cancelled"), "border-width": 3, "border-style": "dashed", "border-color": "#fca5a5" } },
       { selector: "edge", style: {
           width: 2, "curve-style": "bezier", "target-arrow-shape": "triangle",
           "line-color": "#cbd5e1", "target-arrow-color": "#cbd5e1" } },

@@ -134,3 +134,27 @@ rules:
   - rule_id: rule-rel-big
     conditions: [{field: amount, operator: gte, value: 500}]
 """
+
+# R4e: four system steps in a row, then a person's step: a worker runs the chain alone.
+CHAIN = """
+format: gndp-journey/1
+journey: {id: rel-chain, name: System chain}
+roles:
+  - {id: role-rel, name: Reliability clerk}
+phases:
+  - id: phase-rel-chain
+    name: System chain
+    modules:
+      - {id: module-rel-chain, name: System chain, atoms: [chain-1, chain-2, chain-3, chain-4, chain-end]}
+atoms:
+  - {id: chain-1, name: First, kind: system, handler: rel_effect, params: {sleep: 0.005}}
+  - {id: chain-2, name: Second, kind: system, handler: set_context, params: {second: true}}
+  - {id: chain-3, name: Third, kind: system, handler: rel_effect, params: {sleep: 0.005}}
+  - {id: chain-4, name: Fourth, kind: system, handler: set_context, params: {fourth: true}}
+  - {id: chain-end, name: Look, performed_by: role-rel}
+edges:
+  - {type: ENABLES, from: chain-1, to: chain-2}
+  - {type: ENABLES, from: chain-2, to: chain-3}
+  - {type: ENABLES, from: chain-3, to: chain-4}
+  - {type: ENABLES, from: chain-4, to: chain-end}
+"""

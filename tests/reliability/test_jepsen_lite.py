@@ -21,11 +21,12 @@ as late duplicates), and the checker asserts:
 - every acknowledged completion persisted (task completed, with the result that was sent),
   every acknowledged start, claim, abort, suspend and resume too;
 - no task completed twice: one task.completed event per task, one 200 per task over all keys;
-- no open task under a closed (completed or aborted) process;
+- no open task under a closed (completed or aborted) process, and one task.cancelled event
+  per cancelled task;
 - every finished process has exactly one end event, and unfinished ones none;
 - replaying each process's event log on the engine core (start, then complete in
-  task.completed order with the stored results) rebuilds its stored atom states, fired
-  edges, context and completion;
+  task.completed order with the stored results, then abort if it was aborted) rebuilds its
+  stored atom states, fired edges, context and completion;
 - every completed system step with an outside effect applied it once (the ledger), and no
   system step of a running process is left waiting.
 
@@ -389,9 +390,12 @@ def check(run: Run, cluster) -> tuple[list[str], dict]:
         if (task.status == "completed") != (completed_events[task.pk] == 1):
             problems.append(f"task {task.pk} is {task.status} with {completed_events[task.pk]} completion events")
 
-    # 3. No open task under a closed process.
+    # 3. No open task under a closed process; each cancelled task was cancelled once, on the record.
     problems += [f"open task {t.pk} ({t.atom_id}) under {processes[t.process_id].status} process {t.process_id}"
                  for t in tasks.values() if t.status in OPEN and processes[t.process_id].status in FINAL]
+    cancelled_events = Counter(e.task_id for e in events if e.type == "task.cancelled")
+    problems += [f"task {t.pk} is {t.status} with {cancelled_events[t.pk]} task.cancelled events"
+                 for t in tasks.values() if (t.status == "cancelled") != (cancelled_events[t.pk] == 1)]
 
     # 4. Exactly one end event for a finished process, none for the others.
     for pid, process in processes.items():
@@ -415,6 +419,8 @@ def check(run: Run, cluster) -> tuple[list[str], dict]:
         for task_id in order[pid]:
             task = tasks[task_id]
             step = core.complete(blueprint, step.runtime, step.context, task.atom_id, task.result or {})
+        if by_type[(pid, "process.aborted")]:
+            step = core.abort(step.runtime, step.context)  # its active atoms are cancelled
         fired = {a: sorted(t) for a, t in step.runtime.fired.items()}
         if (dict(step.runtime.states), fired, step.context) != (process.atom_states, process.fired_edges,
                                                               process.context):
