@@ -27,7 +27,7 @@ from processes.services import start_process, start_processes
 from processes.versions import publish_journey
 from tasks import services as task_services
 from tasks.models import Profile, TaskInstance
-from tests.factories import UserFactory
+from tests.factories import START_ANY_JOURNEY, UserFactory
 from tests.races import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
@@ -90,7 +90,7 @@ edges:
 def people(transactional_db):
     for text in (_fork("lock-ab", "ab", "x", "y"), _fork("lock-ba", "ba", "y", "x"), BULK):
         publish_journey(yaml.safe_load(text))
-    starter = UserFactory(username="lock-starter", roles=["role-lock-s"])
+    starter = UserFactory(username="lock-starter", roles=["role-lock-s"], permissions=[START_ANY_JOURNEY])
     y_person = UserFactory(username="lock-y", roles=["role-lock-y"])  # the lower user id
     x_person = UserFactory(username="lock-x", roles=["role-lock-x"])
     assert y_person.pk < x_person.pk

@@ -254,12 +254,12 @@ def test_r4f_background_notification_delivery_runs_again_after_a_dropped_connect
     from notifications.models import DeliveredEvent, Notification
     from processes import services
     from processes.versions import publish_journey
-    from tests.factories import UserFactory
+    from tests.factories import START_ANY_JOURNEY, UserFactory
 
     import yaml
 
     publish_journey(yaml.safe_load(journeys.FLOW))
-    starter, clerk = UserFactory(username="r4f-starter"), UserFactory(username="r4f-clerk", roles=["role-rel"])
+    starter, clerk = UserFactory(username="r4f-starter", permissions=[START_ANY_JOURNEY]), UserFactory(username="r4f-clerk", roles=["role-rel"])
     process = services.start_process(workflow_id="rel-flow", user=starter)
     assigned = ProcessEvent.objects.get(process=process, type="task.assigned")
     assert assigned.payload["assigned_to_id"] == clerk.pk
