@@ -32,13 +32,14 @@ $BIN/python -m gndp.supervisor --log "$VAR/worker.log" -- \
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true; wait $WORKER 2>/dev/null || true' EXIT INT TERM
 
+if [ -n "${REDIS_URL:-}" ]; then QUEUE="Redis at $REDIS_URL"; else QUEUE="the folder queue in $VAR/celery-queue (no Redis answered)"; fi
 cat <<MSG
 
   GNDP Flow is running at http://$HOST:$PORT/
   Demo logins (password demo1234): admin (superuser), manager, olivia and liam (loan officers),
   priya and pablo (processors), uma and ulrich (underwriters), chloe (closer), bob (borrower).
   Admin: http://$HOST:$PORT/admin/   API: http://$HOST:$PORT/api/docs/   Worker log: $VAR/worker.log
-  Background work: ${REDIS_URL:+Redis at $REDIS_URL}${REDIS_URL:-the folder queue in $VAR/celery-queue (no Redis answered)}; the worker is restarted when it dies.
+  Background work: $QUEUE; the worker is restarted when it dies.
 
 MSG
 # --no-proxy-headers: the app alone decides whose X-Forwarded-For to believe (GNDP_TRUSTED_PROXIES);
