@@ -16,7 +16,7 @@ Two kinds of failure, two answers:
   database has happened: the failed attempt committed nothing, its after-commit hooks were
   dropped with its rollback, and no code noted an outside effect (`note_outside_effect`).
 
-"Written" is counted by the PostgreSQL backend (`gndp.backends.postgresql`): a committed
+"Written" is counted by the PostgreSQL backend (`steps.postgresql`): a committed
 transaction (whatever it did), a write outside a transaction, and a commit whose answer was
 lost with the connection (it may have happened). SQLite keeps no count: its connection is a file
 that is never dropped, and it never deadlocks (one writer at a time).

@@ -125,8 +125,8 @@ if DATABASE_URL:
     # connection kept per thread is a connection leaked. The pool below reuses them instead.
     DATABASES = {"default": sqlite_database(dj_database_url.parse(DATABASE_URL, conn_max_age=0))}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # Django's own, with a savepoint's release sent with later work (gndp/backends).
-        DATABASES["default"]["ENGINE"] = "gndp.backends.postgresql"
+        # Django's own, with a savepoint's release sent with later work (steps/postgresql).
+        DATABASES["default"]["ENGINE"] = "steps.postgresql"
         _options = DATABASES["default"].setdefault("OPTIONS", {})
         # Server-side parameters, and statements prepared once per connection after they ran
         # `prepare_threshold` times: planning the hot path's statements cost more than running

@@ -28,8 +28,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from processes.models import DiscussionEventType, EventType, ProcessEvent, ProcessInstance
-from processes.rows import maker
-from processes.writes import Writes
+from steps.rows import maker
+from steps.writes import Writes
 from tasks.access import visible_processes, visible_tasks
 from tasks.models import TaskInstance
 

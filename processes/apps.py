@@ -8,7 +8,7 @@ class ProcessesConfig(AppConfig):
     def ready(self) -> None:
         # checks registers the security checks; live_access, the sockets' re-checks; live, the tail
         from . import checks, handlers, live, live_access  # noqa: F401
-        from .writes import cache_step_statement_parsing
+        from steps.writes import cache_step_statement_parsing
 
         handlers.load_handler_modules()
         cache_step_statement_parsing()

@@ -8,8 +8,8 @@ from typing import Any, Callable, Iterable
 from django.db import transaction
 
 from .models import CHAIN_HEAD, ProcessEvent, ProcessInstance, chain_events
-from .rows import maker
-from .writes import Writes
+from steps.rows import maker
+from steps.writes import Writes
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from tasks import access, lookahead, routing
+from steps import lookahead
+from tasks import access, routing
 from tasks.models import PRIORITY_RANK, TaskInstance
 
 from . import sensitive
@@ -18,7 +19,7 @@ from .engine import core
 from .engine.blueprint import Blueprint
 from .events import EventLog
 from .models import EventType, ProcessInstance, ProcessStatus
-from .rows import maker
+from steps.rows import maker
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def apply_step(process: ProcessInstance, blueprint: Blueprint, step: core.Step, 
     plaintext; its sensitive fields are stored encrypted). `closing`: the task this step
     completes, whose own update waits in `log.writes`; routing counts it as closed.
     `router`: routes for a whole batch of steps (a bulk start) instead of one statement a task.
-    `routes`: atoms already routed, under the same lock (`tasks.lookahead`); the others are
+    `routes`: atoms already routed, under the same lock (`steps.lookahead`); the others are
     routed now, together where there are several.
     """
     now = timezone.now()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from gndp.db_faults import retry_transaction
 from monitoring.clocks import restart_clocks, stop_clocks
-from tasks import lookahead
+from steps import lookahead
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance
 
 from . import sensitive, start_rights, versions
@@ -23,7 +23,7 @@ from .errors import Conflict, InvalidInput, NotFound
 from .events import EventLog
 from .models import OPEN_PROCESS_STATUSES, EventType, ProcessInstance, ProcessStatus
 from .runtime import apply_step, enqueue_system_tasks, runtime_of
-from .writes import NEXT_IDS, pipelined
+from steps.writes import NEXT_IDS, pipelined
 
 
 def lock_process(process_id: Any) -> ProcessInstance:

@@ -13,8 +13,8 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from processes.models import ProcessInstance, ProcessUserObjectPermission
-from processes.rows import maker
-from processes.writes import Writes
+from steps.rows import maker
+from steps.writes import Writes
 
 from .models import TaskGroupObjectPermission, TaskInstance, TaskUserObjectPermission
 

@@ -28,8 +28,8 @@ from django.db import connection
 from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
-from processes.rows import maker
-from processes.writes import NEXT_IDS, Writes
+from steps.rows import maker
+from steps.writes import NEXT_IDS, Writes
 
 from .models import OPEN_TASK_STATUSES, Profile, TaskInstance
 

@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from processes.errors import NotFound
 
-from . import lookahead
+from steps import lookahead
+from steps.lockread import TaskRows
 from .access import roles_of, sees_everything, visible_tasks
 from .models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 from .permissions import is_manager_of
-from .rows import TaskRows
 
 INBOX_ORDER = (F("priority_rank").asc(), F("due_date").asc(nulls_last=True), F("created_at").asc(), F("pk").asc())
 

@@ -25,13 +25,15 @@ from processes.engine import core
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.events import EventLog
 from processes.models import EventType, ProcessInstance, ProcessStatus
-from processes.writes import Writes, pipelined
+from steps.writes import Writes, pipelined
 from processes.runtime import apply_step, enqueue_system_tasks, runtime_of
 
-from . import access, lookahead, routing
+from steps import lookahead
+from steps.lockread import TaskRows
+
+from . import access, routing
 from .models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 from .permissions import can_see_task, can_work_task, is_manager_of
-from .rows import TaskRows
 
 
 def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
@@ -47,7 +49,7 @@ def _lock(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance]:
 
 def _lock_to_complete(task_id: Any, user=None) -> tuple[ProcessInstance, TaskInstance, dict]:
     """`_lock`, and the routes of the task's certain next tasks by atom id, routed in the same
-    round trip where the task's atom is known here (`tasks.lookahead`); the others are
+    round trip where the task's atom is known here (`steps.lookahead`); the others are
     routed after the engine ran."""
     return _locked(task_id, user, closing=True)
 

@@ -90,7 +90,8 @@ def _eager_celery():
 @pytest.fixture(autouse=True)
 def _clear_blueprint_cache():
     from processes import graph, versions
-    from tasks import access, lookahead
+    from steps import lookahead
+    from tasks import access
 
     yield
     lookahead.forget_all()  # a flushed database gives its ids out again

@@ -23,7 +23,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from gndp import rls
-from processes.rows import Columns
+from steps.rows import Columns
 
 
 @lru_cache(maxsize=None)

@@ -28,8 +28,8 @@ from gndp import db_faults
 from gndp.db_faults import retry_transaction
 from processes import sensitive
 from processes.models import IdempotencyRecord
-from processes.rows import Columns
-from processes.writes import Writes, pipelined
+from steps.rows import Columns
+from steps.writes import Writes, pipelined
 
 from .exceptions import error_body
 

@@ -100,7 +100,7 @@ class Blueprint:
     def certain_next(self) -> dict[str, tuple[str, ...]]:
         """For each atom, the human atoms that its completion activates whatever the context:
         each enabled by it alone, unconditionally, and depending on nothing. A completion
-        may route them before the engine has run (`tasks.lookahead`)."""
+        may route them before the engine has run (`steps.lookahead`)."""
         return {
             atom_id: tuple(
                 edge.target for edge in self.outgoing[atom_id]

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 
 from notifications.models import DeliveredEvent
 from processes.errors import Conflict
-from processes.writes import Writes
+from steps.writes import Writes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -1,5 +1,5 @@
 """A completion routes its certain next tasks in the round trip of its lock read
-(`tasks.lookahead`), and decides exactly what routing after the engine would have."""
+(`steps.lookahead`), and decides exactly what routing after the engine would have."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from processes.errors import Conflict
 from processes.journey import normalize
 from processes.services import start_process
 from processes.versions import publish_journey
-from tasks import lookahead, routing
+from steps import lookahead
+from tasks import routing
 from tasks.models import Profile, TaskInstance
 from tasks.services import complete_task
 from tests.factories import UserFactory

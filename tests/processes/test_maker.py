@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_init
 
 from processes.models import ProcessEvent, ProcessInstance
-from processes.rows import Maker, maker
+from steps.rows import Maker, maker
 from tasks.models import TaskInstance, TaskUserObjectPermission
 
 MODELS = apps.get_models()

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from processes.models import ProcessEvent, ProcessInstance
-from processes.writes import _update_sql
+from steps.writes import _update_sql
 from tasks import routing, selectors
 from tasks.models import OPEN_DUE_DATE, SLA_WARN_PENDING, TaskInstance
 from tasks.people import save_workflow_user

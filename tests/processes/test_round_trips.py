@@ -97,7 +97,7 @@ edges:
 
 
 def test_a_completion_routes_the_parallel_tasks_it_could_not_foresee_in_one_round_trip(chain, tmp_path):
-    from tasks import lookahead
+    from steps import lookahead
 
     publish_journey(yaml.safe_load(SPLIT))
     processes = [start_process(workflow_id="journey-split") for _ in range(4)]
@@ -142,7 +142,7 @@ def test_a_retry_safe_api_completion_waits_five_times(chain, tmp_path):
 
     assert response.status_code == 200
     # The BEGIN with the key's lookup; the service's savepoint; its lock read; its writes; the
-    # key's record with the COMMIT (the savepoint's release is moot by then: gndp/backends).
+    # key's record with the COMMIT (the savepoint's release is moot by then: steps/postgresql).
     assert counted[0] == 5
     replay = api.post(f"/api/tasks/{tasks[3]}/complete", {"result": {}}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert replay.json() == response.json() and replay["Idempotent-Replayed"] == "true"

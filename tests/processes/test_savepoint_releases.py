@@ -1,5 +1,5 @@
 """Nested atomic blocks keep their meaning when their savepoints' releases wait
-(gndp/backends/postgresql): whatever tree of blocks commits and rolls back, the rows left
+(steps/postgresql): whatever tree of blocks commits and rolls back, the rows left
 are those that stock savepoints leave, and nothing a block released reaches the next
 transaction."""
 
@@ -46,7 +46,7 @@ def run(block, names: iter) -> list[str]:
 
 
 def test_the_backend_is_the_project_s():
-    assert type(connections["default"]).__module__ == "gndp.backends.postgresql.base"
+    assert type(connections["default"]).__module__ == "steps.postgresql.base"
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -16,7 +16,7 @@ from django.utils.functional import lazystr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processes.writes import _Column, _passes, _prepared, _row_values
+from steps.writes import _Column, _passes, _prepared, _row_values
 
 FIELDS = [field for model in apps.get_models() for field in model._meta.concrete_fields]
 

@@ -12,7 +12,7 @@ from asgiref.sync import async_to_sync
 from gndp.channel_layer import BatchingRedisChannelLayer
 from processes import live
 from processes.models import ProcessEvent
-from processes.rows import maker
+from steps.rows import maker
 
 pytestmark = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis: set REDIS_URL")
 

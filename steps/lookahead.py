@@ -26,9 +26,9 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from processes import versions
-from processes.writes import pipelined
+from .writes import pipelined
 
-from . import routing
+from tasks import routing
 
 LIMIT = 20_000  # tasks; a few megabytes
 

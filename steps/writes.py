@@ -258,7 +258,7 @@ def pipelined(connection) -> Iterator[None]:
 
 
 def _committing(connection):
-    """The backend's note that a COMMIT is on its way (`gndp.backends.postgresql`)."""
+    """The backend's note that a COMMIT is on its way (`steps.postgresql`)."""
     committing = getattr(connection, "committing", None)
     return committing() if committing is not None else nullcontext()
 

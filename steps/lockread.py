@@ -10,9 +10,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from processes.models import ProcessInstance
-from processes.rows import Columns
+from .rows import Columns
 
-from .models import TaskInstance
+from tasks.models import TaskInstance
 
 
 class TaskRows:
