@@ -164,6 +164,7 @@ class Seeder:
 
 def seed(version, people, now) -> dict:
     from processes.models import ProcessEvent, ProcessInstance
+    from steps.changes import change_tasks
     from tasks.models import TaskInstance
 
     seeder = Seeder(version, people, now)
@@ -301,7 +302,7 @@ def measure_sweeps(now) -> dict:
     # A second round: DUE_ESCALATIONS tasks past their escalation threshold.
     ids = list(TaskInstance.objects.filter(status="pending", process__status="running", sla_breached_at__isnull=True)
                .order_by("?").values_list("pk", flat=True)[:DUE_ESCALATIONS])
-    TaskInstance.objects.filter(pk__in=ids).update(escalate_at=now - timedelta(minutes=5))
+    change_tasks(TaskInstance.objects.filter(pk__in=ids), escalate_at=now - timedelta(minutes=5))
     escalated = sla.sweep(now=now)
     return {
         "sweep_open_tasks": TaskInstance.objects.filter(status="pending").count(),

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from gndp.db_faults import note_outside_effect, retry_transaction
 from processes.errors import InvalidInput
-from processes.events import EventLog
+from steps.events import EventLog
 from processes.models import DiscussionEventType, ProcessInstance
 from processes.selectors import process_for
 from tasks.access import visible_processes, visible_tasks

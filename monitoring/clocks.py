@@ -12,15 +12,16 @@ from datetime import datetime
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Value
 from django.utils import timezone
 
+from steps.changes import change_tasks
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance
 
 
 def stop_clocks(process_id: int, now: datetime | None = None) -> int:
     """Pause the open tasks' clocks; returns how many were paused."""
     now = now or timezone.now()
-    return TaskInstance.objects.filter(
+    return change_tasks(TaskInstance.objects.filter(
         process_id=process_id, status__in=OPEN_TASK_STATUSES, sla_paused_at__isnull=True
-    ).update(sla_paused_at=now)
+    ), sla_paused_at=now)
 
 
 def restart_clocks(process_id: int, now: datetime | None = None) -> int:
@@ -30,9 +31,8 @@ def restart_clocks(process_id: int, now: datetime | None = None) -> int:
     now = now or timezone.now()
     pause = ExpressionWrapper(Value(now, output_field=DateTimeField()) - F("sla_paused_at"),
                               output_field=DurationField())
-    return TaskInstance.objects.filter(
-        process_id=process_id, status__in=OPEN_TASK_STATUSES, sla_paused_at__isnull=False
-    ).update(
+    return change_tasks(
+        TaskInstance.objects.filter(process_id=process_id, status__in=OPEN_TASK_STATUSES, sla_paused_at__isnull=False),
         due_date=ExpressionWrapper(F("due_date") + pause, output_field=DateTimeField()),
         escalate_at=ExpressionWrapper(F("escalate_at") + pause, output_field=DateTimeField()),
         sla_paused_for=ExpressionWrapper(F("sla_paused_for") + pause, output_field=DurationField()),

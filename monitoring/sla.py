@@ -32,7 +32,8 @@ from gndp.db_faults import retry_transaction
 from processes import versions
 from processes.engine.blueprint import UnknownContainer
 from processes.errors import Conflict
-from processes.events import EventLog
+from steps.changes import change_tasks
+from steps.events import EventLog
 from processes.models import EventType, ProcessInstance, ProcessStatus, WorkflowVersion
 from tasks.models import OPEN_TASK_STATUSES, SLA_BREACH_PENDING, SLA_WARN_PENDING, TaskInstance
 
@@ -130,7 +131,7 @@ def _retime(tasks, field: str, duration: timedelta | None) -> int:
         list(ProcessInstance.objects.filter(pk__in=process_ids).order_by("pk").select_for_update(of=("self",))
              .values_list("pk", flat=True))
         ids = list(tasks.order_by("pk").select_for_update(of=("self",)).values_list("pk", flat=True))
-        return TaskInstance.objects.filter(pk__in=ids).update(**{field: _deadline(duration)}) if ids else 0
+        return change_tasks(TaskInstance.objects.filter(pk__in=ids), **{field: _deadline(duration)}) if ids else 0
 
 
 def apply_overrides() -> int:
@@ -188,8 +189,8 @@ def _warn_batch(now: datetime, batch_size: int) -> tuple[int, int]:
             return 0, 0
         tasks = list(due.filter(process_id__in=process_ids).select_for_update(of=("self",))
                      .select_related("assigned_to").order_by("pk"))
-        stamped = TaskInstance.objects.filter(pk__in=[t.pk for t in tasks], sla_warned_at__isnull=True).update(
-            sla_warned_at=now)
+        stamped = change_tasks(TaskInstance.objects.filter(pk__in=[t.pk for t in tasks], sla_warned_at__isnull=True),
+                               sla_warned_at=now)
         if stamped != len(tasks):
             # Cannot happen while every writer locks the process row first; refuse to
             # record events for stamps we did not make.
@@ -233,7 +234,7 @@ def _breach_one(task_id: int, process_id: int, now: datetime) -> tuple[bool, boo
             return False, False  # completed, paused, or fired by another sweep meanwhile
         warn_too = task.due_date is not None and task.due_date <= now and task.sla_warned_at is None
         stamps = {"sla_breached_at": now, **({"sla_warned_at": now} if warn_too else {})}
-        if TaskInstance.objects.filter(pk=task.pk, sla_breached_at__isnull=True).update(**stamps) != 1:
+        if change_tasks(TaskInstance.objects.filter(pk=task.pk, sla_breached_at__isnull=True), **stamps) != 1:
             return False, False
         log = EventLog()
         if warn_too:

@@ -45,7 +45,8 @@ from gndp.db_faults import note_outside_effect
 from notifications.models import Notification, NotificationPreference
 from processes import sensitive
 from processes.engine.durations import parse_duration
-from processes.events import EventLog
+from steps.changes import change_task
+from steps.events import EventLog
 from processes.models import (IdempotencyRecord, ProcessEvent, ProcessInstance, ProcessStatus,
                               WorkflowVersion)
 from tasks.models import TaskInstance
@@ -268,11 +269,10 @@ def erase_process(process_id: int, *, erasure: Erasure, actor=None, whole: bool 
                                                 pseudonym=pseudonym)
             data, erased_data = _erase_data(_reveal(rules.encrypted, task.data), rules, whole=whole,
                                             pseudonym=pseudonym)
-            task.result = sensitive.seal(rules.encrypted, result)
-            task.data = sensitive.seal(rules.encrypted, data if isinstance(data, dict) else {})
-            if task.last_error and (whole or any(value in task.last_error for value in values)):
-                task.last_error = ERASED
-            task.save(update_fields=["result", "data", "last_error"])
+            erased_error = task.last_error and (whole or any(value in task.last_error for value in values))
+            change_task(task, result=sensitive.seal(rules.encrypted, result),
+                        data=sensitive.seal(rules.encrypted, data if isinstance(data, dict) else {}),
+                        last_error=ERASED if erased_error else task.last_error)
             counts["tasks"] += bool(erased_result or erased_data)
 
         counts["comments"] = Comment.objects.filter(process=process).exclude(body=ERASED).update(

@@ -95,7 +95,7 @@ def chain(events: Iterable[ProcessEvent], *, processes: Mapping[int, ProcessInst
     Runs inside the inserting transaction. `processes`: the events' process rows, which
     this transaction locked and then read (the services): the heads are read from them and
     moved forward in them, and the caller saves them with the rest of its writes (see
-    `processes.events.EventLog`). Otherwise the rows are locked here, so a writer that did
+    `steps.events.EventLog`). Otherwise the rows are locked here, so a writer that did
     not lock them first still appends in turn instead of forking the chain, and their heads
     are written back here.
     """

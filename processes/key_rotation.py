@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from steps.changes import change_tasks
 from tasks.models import TaskInstance
 
 from . import sensitive
@@ -68,6 +69,6 @@ def _rotate_process(process_id: int, paths: tuple[str, ...], report: Rotation) -
         for task_id, result in TaskInstance.objects.filter(process_id=process_id, result__isnull=False).values_list("pk", "result"):
             result, count = sensitive.rotate(paths, result)
             if count:
-                TaskInstance.objects.filter(pk=task_id).update(result=result)
+                change_tasks(TaskInstance.objects.filter(pk=task_id), result=result)
                 report.tasks += 1
                 report.values += count

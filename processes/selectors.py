@@ -13,7 +13,6 @@ from .engine import core
 from .engine.blueprint import containers
 from .errors import NotFound
 from .models import ProcessInstance, WorkflowVersion
-from .runtime import runtime_of
 
 
 def processes_for(user) -> QuerySet[ProcessInstance]:
@@ -30,7 +29,7 @@ def process_for(user, process_id: Any) -> ProcessInstance:
 def graph_of(process: ProcessInstance) -> dict[str, list[dict[str, Any]]]:
     """Every atom with its state and every edge with whether it fired (null: undecided)."""
     blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
-    runtime = runtime_of(process)
+    runtime = core.Runtime.stored(process.atom_states, process.fired_edges)
     nodes = [
         {"id": atom.id, "name": atom.name, "kind": atom.kind, "role": atom.role,
          "state": runtime.states.get(atom.id, core.WAITING)}

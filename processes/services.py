@@ -1,36 +1,28 @@
-"""Process operations. Each is one transaction that locks the process row first.
-
-Every state change follows the same order: lock, check, let the engine core decide,
-persist the diff, append events; publishing and background work wait for the commit. A
-transaction PostgreSQL aborts to break a deadlock runs again (`retry_transaction`).
+"""Process operations. Each is one step transaction (`steps.transaction.step`): the process
+row locked first, checked, the engine core asked, and what it decided sent with the commit,
+events included; publishing and background work wait for the commit. A transaction
+PostgreSQL aborts to break a deadlock runs again (`retry_transaction`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from gndp.db_faults import retry_transaction
 from monitoring.clocks import restart_clocks, stop_clocks
-from steps import lookahead
+from steps.advance import enqueue_system_steps
+from steps.transaction import Step, step
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance
+from tasks.routing import BatchRouter
+from tasks.services import cancel_open_tasks
 
 from . import sensitive, start_rights, versions
 from .engine import core
-from .errors import Conflict, InvalidInput, NotFound
-from .events import EventLog
+from .errors import Conflict, InvalidInput
 from .models import OPEN_PROCESS_STATUSES, EventType, ProcessInstance, ProcessStatus
-from .runtime import apply_step, enqueue_system_tasks, runtime_of
-from steps.writes import NEXT_IDS, pipelined
-
-
-def lock_process(process_id: Any) -> ProcessInstance:
-    try:
-        return ProcessInstance.objects.select_for_update().get(pk=int(process_id))
-    except (ProcessInstance.DoesNotExist, TypeError, ValueError):
-        raise NotFound(f"process {process_id} not found") from None
 
 
 @retry_transaction
@@ -48,29 +40,24 @@ def start_process(
         raise InvalidInput("context must be a JSON object", details={"context": "must be a JSON object"})
     blueprint = versions.get_blueprint(version.pk, workflow_id)
     try:
-        step = core.start(blueprint, context)
+        outcome = core.start(blueprint, context)
     except core.InvalidContext as exc:
         raise InvalidInput("the context is out of bounds", details={"context": exc.problems}) from None
-    # The row is created by this transaction: nobody else can append to it before the commit.
-    log = EventLog(user, process_locked=True)
     process = ProcessInstance(
         version=version,
         journey_id=version.journey_id,
         workflow_id=workflow_id,
         status=ProcessStatus.RUNNING,
         # Never written in plaintext, not even in a row version the next UPDATE replaces.
-        context=sensitive.seal(sensitive.paths_of_version(version.pk, version.journey_id), step.context),
+        context=sensitive.seal(sensitive.paths_of_version(version.pk, version.journey_id), outcome.context),
         business_key=business_key or None,
         started_by=user if user is not None and user.is_authenticated else None,
     )
     try:
-        with transaction.atomic():
-            routes = _begin_start(process, blueprint, step)
-            log.writes.create([process])  # inserted with the step's writes
-            log.add(process, EventType.PROCESS_STARTED, workflow_id=workflow_id, version=version.number,
+        with step(new=process, outcome=outcome, actor=user) as s:
+            s.event(EventType.PROCESS_STARTED, workflow_id=workflow_id, version=version.number,
                     business_key=business_key)
-            tasks = apply_step(process, blueprint, step, log, routes=routes)
-            log.flush(commit=True)
+            tasks = s.advance(outcome)
     except IntegrityError:
         if business_key and ProcessInstance.objects.filter(business_key=business_key).exists():
             raise Conflict(f"an open process already has business key {business_key!r}",
@@ -81,20 +68,6 @@ def start_process(
         # already (eagerly, inside this call): the caller gets the process as it is now.
         process.refresh_from_db()
     return process
-
-
-def _begin_start(process: ProcessInstance, blueprint, step: core.Step) -> dict:
-    """On PostgreSQL, a start's statements before its writes, in one pipeline: the process
-    row's id and the routing of its first tasks (the engine has decided them already).
-    Returns the routes by atom id (elsewhere none: the tasks are routed one by one)."""
-    if connection.vendor != "postgresql":
-        return {}
-    with connection.cursor() as cursor:
-        with pipelined(connection):
-            cursor.execute(NEXT_IDS, [ProcessInstance._meta.db_table, ProcessInstance._meta.pk.column, 1])
-            foreseen = lookahead.send_routes(blueprint, step.activated)
-        process.pk = cursor.fetchone()[0]
-    return foreseen.routes() if foreseen is not None else {}
 
 
 BULK_BATCH = 250
@@ -116,8 +89,6 @@ def start_processes(
     Who may start comes first, as for one start (`user=None`: the engine or an operator's
     own code): a caller who may not start learns nothing about the business keys.
     """
-    from tasks.routing import BatchRouter
-
     version = versions.resolve_workflow(workflow_id)
     if user is not None:
         start_rights.require_start(user, version.pk, workflow_id)
@@ -138,14 +109,14 @@ def start_processes(
                        details={"business_keys": taken[:20]})
     blueprint = versions.get_blueprint(version.pk, workflow_id)
     paths = sensitive.paths_of_version(version.pk, version.journey_id)
-    steps = [_started(blueprint, context, i) for i, context in enumerate(contexts)]
+    outcomes = [_started(blueprint, context, i) for i, context in enumerate(contexts)]
     starter = user if user is not None and user.is_authenticated else None
     started: list[ProcessInstance] = []
-    for first in range(0, len(steps), BULK_BATCH):
-        batch = range(first, min(first + BULK_BATCH, len(steps)))
+    for first in range(0, len(outcomes), BULK_BATCH):
+        batch = range(first, min(first + BULK_BATCH, len(outcomes)))
         try:
-            started += _start_batch(version, workflow_id, blueprint, paths, [steps[i] for i in batch],
-                                    [keys[i] for i in batch], starter, BatchRouter())
+            started += _start_batch(version, workflow_id, paths, [outcomes[i] for i in batch],
+                                    [keys[i] for i in batch], starter)
         except IntegrityError:
             raise Conflict(f"a business key was taken meanwhile; {len(started)} processes were started",
                            code="duplicate_business_key", details={"started": len(started)}) from None
@@ -160,93 +131,59 @@ def _started(blueprint, context, index: int) -> core.Step:
 
 
 @retry_transaction
-def _start_batch(version, workflow_id, blueprint, paths, steps, keys, user, router) -> list[ProcessInstance]:
+def _start_batch(version, workflow_id, paths, outcomes, keys, user) -> list[ProcessInstance]:
+    """One batch of a bulk start: one step, its first tasks routed in memory across the
+    batch (`routing.BatchRouter`, made anew for each attempt)."""
     processes = [
         ProcessInstance(version=version, journey_id=version.journey_id, workflow_id=workflow_id,
-                        status=ProcessStatus.RUNNING, context=sensitive.seal(paths, step.context),
+                        status=ProcessStatus.RUNNING, context=sensitive.seal(paths, outcome.context),
                         business_key=key or None, started_by=user)
-        for step, key in zip(steps, keys)
+        for outcome, key in zip(outcomes, keys)
     ]
-    with transaction.atomic():
-        # The rows are created by this transaction: nobody else can append to them meanwhile.
-        log = EventLog(user, process_locked=True)
-        log.writes.create(processes)
-        for process, step, key in zip(processes, steps, keys):
-            log.add(process, EventType.PROCESS_STARTED, workflow_id=workflow_id, version=version.number,
+    with step(new=processes, actor=user, router=BatchRouter()) as s:
+        for process, outcome, key in zip(processes, outcomes, keys):
+            s.event(EventType.PROCESS_STARTED, process=process, workflow_id=workflow_id, version=version.number,
                     business_key=key)
-            apply_step(process, blueprint, step, log, router=router)
-        router.stamp()
-        log.flush()
+            s.advance(outcome, process=process)
     return processes
 
 
 @retry_transaction
 def suspend_process(process_id: Any, *, user=None) -> ProcessInstance:
-    with transaction.atomic():
-        process = lock_process(process_id)
-        _require(process, {ProcessStatus.RUNNING}, "suspend")
-        process.status = ProcessStatus.SUSPENDED
-        _save_status(process, EventLog(user), EventType.PROCESS_SUSPENDED)
-        stop_clocks(process.pk)  # a suspended process's SLA clocks stand still
-    return process
+    with step(process=process_id, actor=user) as s:
+        _change_status(s, "suspend", EventType.PROCESS_SUSPENDED)
+        stop_clocks(s.process.pk)  # a suspended process's SLA clocks stand still
+    return s.process
 
 
 @retry_transaction
 def resume_process(process_id: Any, *, user=None) -> ProcessInstance:
-    with transaction.atomic():
-        process = lock_process(process_id)
-        _require(process, {ProcessStatus.SUSPENDED}, "resume")
-        process.status = ProcessStatus.RUNNING
-        _save_status(process, EventLog(user), EventType.PROCESS_RESUMED)
-        restart_clocks(process.pk)  # due dates move forward by the time it was suspended
+    with step(process=process_id, actor=user) as s:
+        _change_status(s, "resume", EventType.PROCESS_RESUMED)
+        restart_clocks(s.process.pk)  # due dates move forward by the time it was suspended
         # System steps that came due while suspended were left alone by the worker.
-        _requeue_system_tasks(process)
-    return process
+        ids = list(TaskInstance.objects.filter(process=s.process, kind="system", status__in=OPEN_TASK_STATUSES)
+                   .values_list("pk", flat=True))
+        if ids:
+            s.after_commit(lambda: enqueue_system_steps(ids))
+    return s.process
 
 
 @retry_transaction
 def abort_process(process_id: Any, *, user=None, reason: str = "") -> ProcessInstance:
-    """Abort: every open task is cancelled as any task change is made (the guarded writer,
-    its grants revoked, a `task.cancelled` each), and every active atom becomes cancelled,
-    a final state: an aborted process has no current steps. Lock order: the process row,
-    then its task rows."""
-    from tasks.services import cancel_open_tasks
-
+    """Abort: every open task is cancelled as any task change is made (the one writer, its
+    grants revoked, a `task.cancelled` each), and every active atom becomes cancelled, a
+    final state: an aborted process has no current steps."""
     reason = str(reason)[:1000]
-    with transaction.atomic():
-        process = lock_process(process_id)
-        _require(process, {ProcessStatus.PENDING, ProcessStatus.RUNNING, ProcessStatus.SUSPENDED,
-                           ProcessStatus.FAILED}, "abort")
+    with step(process=process_id, actor=user) as s:
         now = timezone.now()
-        log = EventLog(user, process_locked=True)
-        cancel_open_tasks(process, log, reason=reason, now=now)
-        step = core.abort(runtime_of(process), process.context)
-        process.atom_states = dict(step.runtime.states)
-        process.status = ProcessStatus.ABORTED
-        process.completed_at = now
-        process.lock_version += 1
-        process.save(update_fields=["status", "completed_at", "atom_states", "lock_version", "updated_at"])
-        log.add(process, EventType.PROCESS_ABORTED, status=process.status, reason=reason,
-                cancelled_atoms=step.changed)
-        log.flush(commit=True)
-    return process
+        outcome = core.abort(s.runtime(), s.process.context)
+        s.move_process("abort", completed_at=now, atom_states=dict(outcome.runtime.states))
+        cancel_open_tasks(s, reason=reason, now=now)
+        s.event(EventType.PROCESS_ABORTED, status=s.process.status, reason=reason, cancelled_atoms=outcome.changed)
+    return s.process
 
 
-def _require(process: ProcessInstance, allowed: set[str], action: str) -> None:
-    if process.status not in allowed:
-        raise Conflict(f"cannot {action} a {process.status} process", details={"status": process.status},
-                       code="invalid_state")
-
-
-def _save_status(process: ProcessInstance, log: EventLog, event: str, **payload: Any) -> None:
-    process.lock_version += 1
-    process.save(update_fields=["status", "completed_at", "lock_version", "updated_at"])
-    log.add(process, event, status=process.status, **payload)
-    log.flush()
-
-
-def _requeue_system_tasks(process: ProcessInstance) -> None:
-    ids = list(TaskInstance.objects.filter(process=process, kind="system", status__in=OPEN_TASK_STATUSES)
-               .values_list("pk", flat=True))
-    if ids:
-        transaction.on_commit(lambda: enqueue_system_tasks(ids))
+def _change_status(s: Step, move: str, event: str) -> None:
+    s.move_process(move)
+    s.event(event, status=s.process.status)

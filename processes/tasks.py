@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def run_system_task(self, task_id: int) -> str:
     from tasks.models import OPEN_TASK_STATUSES
-    from tasks.services import complete_system_task, read_task, system_task_failed
+    from steps.lockread import read_task
+    from tasks.services import complete_system_task, system_task_failed
 
     task = read_task(task_id)
     if task is None or task.status not in OPEN_TASK_STATUSES:
@@ -55,9 +56,9 @@ def _resend_open_system_tasks(process_id: int) -> None:
     its step is still open first, so a step sent twice runs once)."""
     from tasks.models import OPEN_TASK_STATUSES, TaskInstance
 
-    from .runtime import enqueue_system_tasks
+    from steps.advance import enqueue_system_steps
 
-    enqueue_system_tasks(list(TaskInstance.objects.filter(
+    enqueue_system_steps(list(TaskInstance.objects.filter(
         process_id=process_id, kind="system", status__in=OPEN_TASK_STATUSES, process__status=ProcessStatus.RUNNING,
     ).values_list("pk", flat=True)))
 

@@ -36,6 +36,7 @@ from django.core.management import call_command
 call_command("migrate", verbosity=0); call_command("seed_demo", verbosity=0)
 from django.contrib.auth import get_user_model
 from processes.services import start_process
+from steps.changes import change_tasks
 from tasks.models import TaskInstance
 from tasks.services import complete_task, start_task
 from tests.driver import fill_form
@@ -104,7 +105,7 @@ for index, process in enumerate(ProcessInstance.objects.order_by("pk")):
             fields.update(started_at=created + shift + took * random.uniform(0.05, 0.4), completed_at=created + shift + took)
         elif task.started_at:
             fields.update(started_at=created + shift + timedelta(minutes=10))
-        TaskInstance.objects.filter(pk=task.pk).update(**fields)
+        change_tasks(TaskInstance.objects.filter(pk=task.pk), **fields)
 idle = ProcessInstance.objects.filter(status="running", tasks__status="completed").values("pk")
 waiting = ProcessInstance.objects.filter(status="running").exclude(pk__in=idle).order_by("pk").first()
 if waiting:

@@ -107,18 +107,6 @@ class PersonAdmin(UserAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups").select_related("workflow_profile__manager")
 
-    def get_deleted_objects(self, objs, request):
-        """Deleting a person who holds open tasks would unassign them in the database's own
-        cascade (SET NULL): no guarded write, no event, no grant for the role's queue. The
-        admin refuses it, as it refuses deleting protected objects: reassign first, or
-        deactivate the person (privacy's erasure does that too)."""
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        holding = (TaskInstance.objects.filter(assigned_to__in=[obj.pk for obj in objs], status__in=OPEN_TASK_STATUSES)
-                   .select_related("assigned_to").order_by("pk"))
-        protected = [*protected, *(f"{task.assigned_to.get_username()}'s open task #{task.pk} {task.name} "
-                                   "(reassign it first, or deactivate the person)" for task in holding)]
-        return deleted, counts, perms_needed, protected
-
 
 @admin.register(RoleSettings)
 class RoleSettingsAdmin(admin.ModelAdmin):

@@ -47,8 +47,11 @@ class TaskInstance(models.Model):
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=10, default="human")
     role = models.CharField(max_length=100, blank=True, default="")
+    # PROTECT: a person who held or completed a task is never deleted (who did what is the
+    # history's), only deactivated; and a task changes through its one writer alone
+    # (`steps.changes`), never by a deletion's SET NULL.
     assigned_to = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks",
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks",
         db_index=False,
     )
     status = models.CharField(max_length=12, choices=TaskStatus.choices, default=TaskStatus.PENDING)
@@ -61,7 +64,7 @@ class TaskInstance(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     data = models.JSONField(default=dict, blank=True)
     result = models.JSONField(null=True, blank=True)

@@ -66,6 +66,38 @@ def _services_present(django_db_setup, django_db_blocker):
         assert os.environ.get("REDIS_URL"), "CI=true needs Redis (REDIS_URL)"
 
 
+# Every UPDATE of a task moves its version on by one: the one writer's promise
+# (`steps.changes`), held for every test and every server and worker the tests start.
+TASK_VERSION_CHECK = {
+    "postgresql": [
+        """CREATE OR REPLACE FUNCTION gndp_task_version_moves() RETURNS trigger AS $$
+        BEGIN
+            IF NEW.version IS DISTINCT FROM OLD.version + 1 THEN
+                RAISE EXCEPTION 'task % changed without moving its version on (% to %)',
+                    OLD.id, OLD.version, NEW.version;
+            END IF;
+            RETURN NEW;
+        END $$ LANGUAGE plpgsql""",
+        "DROP TRIGGER IF EXISTS gndp_task_version_moves ON tasks_taskinstance",
+        """CREATE TRIGGER gndp_task_version_moves BEFORE UPDATE ON tasks_taskinstance
+           FOR EACH ROW EXECUTE FUNCTION gndp_task_version_moves()""",
+    ],
+    "sqlite": [
+        "DROP TRIGGER IF EXISTS gndp_task_version_moves",
+        """CREATE TRIGGER gndp_task_version_moves BEFORE UPDATE ON tasks_taskinstance
+           WHEN NEW.version IS NOT OLD.version + 1
+           BEGIN SELECT RAISE(ABORT, 'task changed without moving its version on'); END""",
+    ],
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _task_versions_move(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        for statement in TASK_VERSION_CHECK[connection.vendor]:
+            cursor.execute(statement)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords and not os.environ.get("DATABASE_URL", "").startswith("postgres"):

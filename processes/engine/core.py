@@ -59,6 +59,11 @@ class Runtime:
     def initial(cls, blueprint: Blueprint) -> "Runtime":
         return cls(states={atom_id: WAITING for atom_id in blueprint.atoms}, fired={})
 
+    @classmethod
+    def stored(cls, states: Mapping[str, str], fired: Mapping[str, list[str]]) -> "Runtime":
+        """As a process row keeps it (`atom_states`, `fired_edges`: JSON)."""
+        return cls(states=states, fired={atom_id: frozenset(targets) for atom_id, targets in fired.items()})
+
     def edge_fired(self, source: str, target: str) -> bool | None:
         """True or False once the source is decided (False for ever once it is cancelled),
         None while it is not."""

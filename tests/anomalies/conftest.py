@@ -15,6 +15,7 @@ from django.utils import timezone
 from processes.models import ProcessInstance
 from processes.services import start_process
 from tasks import services as task_services
+from steps.changes import change_tasks
 from tasks.models import Profile, TaskInstance
 from tests.factories import START_ANY_JOURNEY, UserFactory
 
@@ -87,5 +88,5 @@ def seed_history(team: Team, *, good: int, bad: int = 0, seed: int = 7) -> list[
 
 def retime(task: TaskInstance, took: timedelta, *, finished=None) -> None:
     finished = finished or task.completed_at
-    TaskInstance.objects.filter(pk=task.pk).update(created_at=finished - took, started_at=finished - took,
+    change_tasks(TaskInstance.objects.filter(pk=task.pk), created_at=finished - took, started_at=finished - took,
                                                    completed_at=finished)

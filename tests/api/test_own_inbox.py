@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from processes.services import start_process
 from tasks import selectors
+from steps.changes import change_tasks
 from tasks.models import PRIORITY_RANK, TaskInstance
 from tasks.serializers import TaskSerializer
 from tests.factories import UserFactory
@@ -43,7 +44,7 @@ def mixed_tasks(small_version, clerk):
         ))
     TaskInstance.objects.bulk_create(rows)
     for minutes in (1, 5, 30):  # creation times from a few values (auto_now_add set them all to now)
-        TaskInstance.objects.filter(pk__in=[t.pk for t in rows if rng.random() < 0.4]).update(
+        change_tasks(TaskInstance.objects.filter(pk__in=[t.pk for t in rows if rng.random() < 0.4]), 
             created_at=now - timedelta(minutes=minutes))
     return [clerk, colleague, stranger]
 

@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from monitoring.models import WorkerHeartbeat
 from processes.services import start_process
 from processes.versions import publish_journey
+from steps.changes import change_tasks
 from tasks.models import TaskInstance
 from tests.background.conftest import BACKGROUND_JOURNEY
 from tests.factories import UserFactory
@@ -35,7 +36,7 @@ def test_the_dashboard_shows_a_red_banner_while_no_worker_runs_system_steps(chil
     admin_user = get_user_model().objects.get(username="admin")
     processes = [start_process(workflow_id="journey-bg", user=admin_user) for _ in range(3)]
     now = timezone.now()
-    TaskInstance.objects.filter(process__in=processes, atom_id="bg-check").update(created_at=now - timedelta(minutes=5))
+    change_tasks(TaskInstance.objects.filter(process__in=processes, atom_id="bg-check"), created_at=now - timedelta(minutes=5))
     WorkerHeartbeat.objects.create(node="celery@laptop", hostname="laptop", pid=4242, started_at=now - timedelta(hours=1),
                                    last_seen_at=now - timedelta(minutes=4))
 

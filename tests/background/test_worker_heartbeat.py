@@ -18,6 +18,7 @@ from monitoring import exposition
 from monitoring.models import WorkerHeartbeat
 from monitoring.workers import worker_health
 from processes.services import start_process
+from steps.changes import change_tasks
 from tasks.models import TaskInstance
 from tests.background.conftest import Supervised, alive, app_env, wait_until, worker_argv
 from tests.factories import UserFactory
@@ -186,7 +187,7 @@ def test_sla_timers_that_no_beat_fires_are_shown_too(children, background_versio
     review = wait_until(lambda: TaskInstance.objects.filter(process=process, atom_id="bg-review").first(), 30,
                         "the review")
     # when the review's SLA target passed five minutes ago and nothing fired it
-    TaskInstance.objects.filter(pk=review.pk).update(due_date=timezone.now() - timezone.timedelta(minutes=5))
+    change_tasks(TaskInstance.objects.filter(pk=review.pk), due_date=timezone.now() - timezone.timedelta(minutes=5))
     # then the banner is amber and names the beat, and /metrics counts the timer
     page = client.get("/dashboard/").content.decode()
     assert 'data-worker-state="lagging"' in page and 'data-timers-late="1"' in page

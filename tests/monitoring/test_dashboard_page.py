@@ -13,6 +13,7 @@ from django.utils import timezone
 from monitoring.templatetags.monitoring_tags import duration, share
 from processes import services as process_services
 from processes.models import ProcessInstance
+from steps.changes import change_tasks
 from tasks.models import Profile, TaskInstance
 from tests.factories import UserFactory
 
@@ -110,7 +111,7 @@ def test_managers_and_administrators_listen_on_the_socket(world):
 def test_delayed_and_blocked_processes_come_first_with_their_colours(world):
     team_process, team_task = world["team"]
     other_process, _ = world["other"]
-    TaskInstance.objects.filter(pk=team_task.pk).update(due_date=timezone.now() - HOUR)
+    change_tasks(TaskInstance.objects.filter(pk=team_task.pk), due_date=timezone.now() - HOUR)
     process_services.suspend_process(other_process.pk, user=world["olga"])
 
     html = client_for(world["admin"]).get("/dashboard/").content.decode()
@@ -127,7 +128,7 @@ def test_delayed_and_blocked_processes_come_first_with_their_colours(world):
 
 def test_the_status_filter_narrows_the_table(world):
     team_process, team_task = world["team"]
-    TaskInstance.objects.filter(pk=team_task.pk).update(due_date=timezone.now() - HOUR)
+    change_tasks(TaskInstance.objects.filter(pk=team_task.pk), due_date=timezone.now() - HOUR)
     admin = client_for(world["admin"])
 
     delayed = admin.get("/dashboard/?status=delayed").content.decode()
@@ -191,7 +192,7 @@ def test_empty_filter_fields_mean_no_filter(world):
 def test_the_timeline_shows_the_most_urgent_process_or_the_chosen_one(world):
     team_process, team_task = world["team"]
     other_process, _ = world["other"]
-    TaskInstance.objects.filter(pk=team_task.pk).update(due_date=timezone.now() - HOUR)
+    change_tasks(TaskInstance.objects.filter(pk=team_task.pk), due_date=timezone.now() - HOUR)
     admin = client_for(world["admin"])
 
     default = admin.get("/dashboard/").content.decode()
@@ -216,7 +217,7 @@ def test_a_manager_cannot_see_the_timeline_of_another_teams_process(world):
 def test_a_live_refresh_returns_only_the_parts_asked_for_out_of_band(world):
     team_process, team_task = world["team"]
     mona = client_for(world["mona"])
-    TaskInstance.objects.filter(pk=team_task.pk).update(due_date=timezone.now() - HOUR)
+    change_tasks(TaskInstance.objects.filter(pk=team_task.pk), due_date=timezone.now() - HOUR)
 
     response = mona.get(f"/dashboard/?parts=cards,queues,timeline&process={team_process.pk}", HTTP_HX_REQUEST="true")
 

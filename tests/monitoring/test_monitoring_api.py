@@ -13,6 +13,7 @@ from monitoring import sla
 from processes import services as process_services
 from processes.models import ProcessInstance
 from tasks import services as task_services
+from steps.changes import change_tasks
 from tasks.models import Profile, TaskInstance
 from tests.factories import UserFactory
 
@@ -67,7 +68,7 @@ def test_only_managers_and_administrators_see_the_dashboard(world):
 def test_status_is_delayed_past_a_due_date_and_blocked_when_suspended(world):
     team_process, team_task = world["team"]
     other_process, _ = world["other"]
-    TaskInstance.objects.filter(pk=team_task.pk).update(due_date=timezone.now() - HOUR)
+    change_tasks(TaskInstance.objects.filter(pk=team_task.pk), due_date=timezone.now() - HOUR)
     process_services.suspend_process(other_process.pk, user=world["olga"])
     api = client_for(world["admin"])
 
@@ -130,9 +131,9 @@ def test_sla_compliance_per_atom_against_the_target(world):
     task_services.complete_task(other_task.pk, user=world["olga"], result={"amount": 1, "score": 700})
     # One took 1 h (within the 4 h target); the other 6 h (late).
     now = timezone.now()
-    TaskInstance.objects.filter(pk=team_task.pk).update(created_at=now - HOUR, due_date=now + 3 * HOUR,
+    change_tasks(TaskInstance.objects.filter(pk=team_task.pk), created_at=now - HOUR, due_date=now + 3 * HOUR,
                                                         completed_at=now)
-    TaskInstance.objects.filter(pk=other_task.pk).update(created_at=now - 6 * HOUR, due_date=now - 2 * HOUR,
+    change_tasks(TaskInstance.objects.filter(pk=other_task.pk), created_at=now - 6 * HOUR, due_date=now - 2 * HOUR,
                                                          completed_at=now, sla_warned_at=now - HOUR)
 
     everything = client_for(world["admin"]).get("/api/monitoring/sla-compliance?window=7d").json()
@@ -151,11 +152,11 @@ def test_sla_compliance_per_atom_against_the_target(world):
 def test_bottlenecks_rank_atoms_by_waiting_time(world, checker):
     team_process, team_task = world["team"]
     now = timezone.now()
-    TaskInstance.objects.filter(pk=team_task.pk).update(created_at=now - 10 * HOUR)
+    change_tasks(TaskInstance.objects.filter(pk=team_task.pk), created_at=now - 10 * HOUR)
     # A second atom with a shorter queue: a checker task waiting 1 h.
     TaskInstance.objects.create(process=team_process, atom_id="atom-b", name="Branch B", role="role-checker",
                                 created_at=now)
-    TaskInstance.objects.filter(atom_id="atom-b").update(created_at=now - HOUR)
+    change_tasks(TaskInstance.objects.filter(atom_id="atom-b"), created_at=now - HOUR)
 
     body = client_for(world["admin"]).get("/api/monitoring/bottlenecks").json()
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from monitoring import selectors
 from processes.errors import Forbidden, NotFound
 from tasks import services as task_services
+from steps.changes import change_tasks
 from tasks.models import Profile, TaskInstance
 from tests.factories import UserFactory
 
@@ -28,7 +29,7 @@ def test_the_timeline_sets_each_step_against_its_target(small_version, managed_c
     process, task = start_small(managed_clerk)
     task_services.complete_task(task.pk, user=managed_clerk, result={"amount": 1, "score": 700})
     now = timezone.now()
-    TaskInstance.objects.filter(pk=task.pk).update(created_at=now - 5 * HOUR, due_date=now - HOUR, completed_at=now)
+    change_tasks(TaskInstance.objects.filter(pk=task.pk), created_at=now - 5 * HOUR, due_date=now - HOUR, completed_at=now)
 
     timeline = selectors.process_timeline(selectors.scope_for(manager), process.pk, now=now)
 
@@ -55,7 +56,7 @@ def test_queue_and_workload_count_the_team(small_version, managed_clerk, manager
     start_small(managed_clerk)
     start_small(managed_clerk)
     start_small(other)
-    TaskInstance.objects.filter(assigned_to=managed_clerk).update(due_date=timezone.now() - HOUR)
+    change_tasks(TaskInstance.objects.filter(assigned_to=managed_clerk), due_date=timezone.now() - HOUR)
     scope = selectors.scope_for(manager)
     filters = selectors.Filters()
 
@@ -113,9 +114,9 @@ def test_team_processes_are_exactly_what_the_api_lets_the_manager_see(small_vers
     granted, _ = start_small(other)
     assign_perm("processes.view_processinstance", manager, granted)
     worked, worked_task = start_small(other)               # completed by the manager himself
-    TaskInstance.objects.filter(pk=worked_task.pk).update(completed_by=manager)
+    change_tasks(TaskInstance.objects.filter(pk=worked_task.pk), completed_by=manager)
     held, held_task = start_small(other)                   # now held by a (deactivated) report
-    TaskInstance.objects.filter(pk=held_task.pk).update(assigned_to=former)
+    change_tasks(TaskInstance.objects.filter(pk=held_task.pk), assigned_to=former)
 
     scope = selectors.scope_for(manager)
 

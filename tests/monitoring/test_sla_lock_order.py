@@ -39,7 +39,7 @@ def test_retiming_waits_for_a_busy_process_holding_no_task_row(small_version, cl
     step = other()  # a step of the second process: its row, then its task
     try:
         step.execute("SELECT 1 FROM processes_processinstance WHERE id = %s FOR UPDATE", [second.pk])
-        step.execute("UPDATE tasks_taskinstance SET version = version WHERE id = %s", [second_task.pk])
+        step.execute("UPDATE tasks_taskinstance SET version = version + 1 WHERE id = %s", [second_task.pk])
 
         def retime() -> None:
             try:

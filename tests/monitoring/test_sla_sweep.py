@@ -13,6 +13,7 @@ from monitoring.models import AtomSLAOverride
 from processes import services as process_services
 from processes.models import ProcessEvent
 from tasks import services as task_services
+from steps.changes import change_tasks
 from tasks.models import TaskInstance
 
 from .conftest import HOUR, start_small
@@ -111,7 +112,7 @@ def test_the_clock_moves_forward_by_the_whole_pause(small_version, managed_clerk
 def test_a_suspended_process_is_skipped_even_without_paused_clocks(small_version, managed_clerk):
     process, task = start_small(managed_clerk)
     process_services.suspend_process(process.pk, user=managed_clerk)
-    TaskInstance.objects.filter(pk=task.pk).update(sla_paused_at=None)  # as if suspended before this feature
+    change_tasks(TaskInstance.objects.filter(pk=task.pk), sla_paused_at=None)  # as if suspended before this feature
 
     result = sla.sweep(now=task.created_at + 20 * HOUR)
 
@@ -171,7 +172,7 @@ def test_unassigned_queue_task_escalates_to_the_roles_escalation_manager(
     with django_capture_on_commit_callbacks(execute=True):  # the system step runs after commit
         task_services.complete_task(task.pk, user=clerk, result={"amount": 1, "score": 500})  # -> atom-manual
     manual = TaskInstance.objects.get(process=process, atom_id="atom-manual")
-    TaskInstance.objects.filter(pk=manual.pk).update(escalate_at=manual.created_at + HOUR)
+    change_tasks(TaskInstance.objects.filter(pk=manual.pk), escalate_at=manual.created_at + HOUR)
 
     result = sla.sweep(now=manual.created_at + 2 * HOUR)
 
@@ -197,7 +198,7 @@ def test_a_failed_process_is_left_for_its_incident_and_the_others_still_warn(sma
     failed, failed_task = started[0]
     ProcessInstance.objects.filter(pk=failed.pk).update(status="failed")
     # The failed process's task is the most overdue: it must not hold up the others.
-    TaskInstance.objects.filter(pk=failed_task.pk).update(due_date=failed_task.due_date - 10 * HOUR)
+    change_tasks(TaskInstance.objects.filter(pk=failed_task.pk), due_date=failed_task.due_date - 10 * HOUR)
 
     result = sla.sweep(now=max(t.due_date for _, t in started) + HOUR, batch_size=1)
 

@@ -17,6 +17,7 @@ from notifications.selectors import unread_count
 from notifications.services import preferences_update
 from processes.services import start_process
 from tasks import services as task_services
+from steps.changes import change_tasks
 from tasks.models import TaskInstance
 
 from .conftest import open_task
@@ -65,9 +66,9 @@ def test_many_at_once_arrive_as_one_digest(people):
     processes = [start_process(workflow_id="journey-small", user=people.sam) for _ in range(3)]
     tasks = [open_task(p, "atom-apply") for p in processes]
     assert {t.assigned_to for t in tasks} == {people.clara, people.clive}
-    TaskInstance.objects.filter(pk__in=[t.pk for t in tasks]).update(assigned_to=people.clara)
+    change_tasks(TaskInstance.objects.filter(pk__in=[t.pk for t in tasks]), assigned_to=people.clara)
     now = timezone.now()
-    TaskInstance.objects.filter(pk__in=[t.pk for t in tasks]).update(due_date=now - timedelta(minutes=5))
+    change_tasks(TaskInstance.objects.filter(pk__in=[t.pk for t in tasks]), due_date=now - timedelta(minutes=5))
     mail.outbox.clear()
 
     sla.sweep(now)  # three warnings to clara in one transaction

@@ -17,6 +17,7 @@ from processes.services import start_process
 from processes.versions import publish_journey
 from tasks import services as task_services
 from tasks.access import visible_processes
+from steps.changes import change_tasks
 from tasks.models import TaskInstance
 from tests.factories import UserFactory
 
@@ -90,7 +91,7 @@ def test_sla_timers_warn_the_assignee_and_escalate_to_the_manager_once(people):
     task = open_task(process, "atom-apply")
     Notification.objects.all().delete()
     now = timezone.now()
-    TaskInstance.objects.filter(pk=task.pk).update(due_date=now - timedelta(hours=2), escalate_at=now - timedelta(hours=1))
+    change_tasks(TaskInstance.objects.filter(pk=task.pk), due_date=now - timedelta(hours=2), escalate_at=now - timedelta(hours=1))
 
     sla.sweep(now)
     sla.sweep(now + timedelta(seconds=5))  # a second sweep fires nothing again

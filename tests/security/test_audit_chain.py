@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 from processes import audit
-from processes.events import EventLog
+from steps.events import EventLog
 from processes.models import ProcessEvent, ProcessInstance
 from processes.services import start_process
 from tasks import services as task_services

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from monitoring import sla
 from processes.models import ProcessEvent
 from processes.services import start_process
+from steps.changes import change_tasks
 from tasks.models import Profile, RoleSettings, TaskInstance
 from tasks.services import complete_task
 from tests.factories import UserFactory
@@ -155,7 +156,7 @@ def test_the_sla_sweep_records_the_breach_but_hands_nothing_to_an_inactive_manag
     team["mona"].is_active = False
     team["mona"].save()
     now = timezone.now()
-    TaskInstance.objects.filter(pk=task.pk).update(due_date=now - timedelta(hours=2),
+    change_tasks(TaskInstance.objects.filter(pk=task.pk), due_date=now - timedelta(hours=2),
                                                    escalate_at=now - timedelta(hours=1))
 
     result = sla.sweep(now)

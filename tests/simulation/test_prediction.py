@@ -143,7 +143,8 @@ def seed_history(version, processes: int = 400, seed: int = 42) -> None:
     TaskInstance.objects.bulk_create(steps)
     for step in steps:  # created_at is set on insert; completion follows the drawn duration
         step.completed_at = step.created_at + timedelta(seconds=rng.expovariate(1 / MEAN))
-    TaskInstance.objects.bulk_update(steps, ["completed_at"], batch_size=500)
+        step.version += 1  # every change of a task moves its version on (steps.changes)
+    TaskInstance.objects.bulk_update(steps, ["completed_at", "version"], batch_size=500)
 
 
 def test_with_seeded_history_the_predicted_p50_is_within_ten_percent_of_the_true_one(db):
