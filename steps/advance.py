@@ -18,7 +18,7 @@ from processes.models import EventType, ProcessInstance, ProcessStatus
 from tasks import access, routing
 from tasks.models import PRIORITY_RANK, TaskInstance
 
-from . import lookahead
+from . import lookahead, tricks
 from .events import EventLog
 from .rows import maker
 
@@ -44,7 +44,7 @@ def advance(process: ProcessInstance, blueprint: Blueprint, outcome: core.Step, 
     routes = routes or {}
     closing_id = closing.pk if closing is not None else None
     unrouted = [atom_id for atom_id in outcome.activated if atom_id not in routes]
-    if router is None and len(unrouted) > 1:
+    if router is None and len(unrouted) > 1 and tricks.on("lookahead"):
         routes = {**routes, **lookahead.route_together(blueprint, unrouted, closing=closing_id)}
     picked: list[bool] = []
     tasks = [_new_task(process, blueprint, atom_id, now, closing_id, router, routes.get(atom_id), picked)

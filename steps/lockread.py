@@ -16,7 +16,7 @@ from processes.models import ProcessInstance
 from tasks.models import TaskInstance
 from tasks.routing import Route
 
-from . import lookahead
+from . import lookahead, tricks
 from .rows import Columns
 from .writes import pipelined
 
@@ -73,12 +73,14 @@ def lock_task(task_id: Any, db, *, completing: bool = False) -> tuple[TaskInstan
         raise NotFound(f"task {task_id} not found") from None
     if not -(2**63) <= task_id < 2**63:  # no such id; SQLite would refuse the number itself
         raise NotFound(f"task {task_id} not found")
+    if not tricks.on("lock_read"):
+        return _lock_with_the_orm(task_id), {}
     foreseen = None
     try:
         with db.cursor() as cursor:
             with pipelined(db):
                 cursor.execute(_lock_sql(db.vendor), [task_id])
-                foreseen = lookahead.send(task_id, db) if completing else None
+                foreseen = lookahead.send(task_id, db) if completing and tricks.on("lookahead") else None
             # Read once the pipeline is done: its end brings every answer back in the one
             # round trip (a read inside it would ask for them in one of its own).
             row = cursor.fetchone()
@@ -92,6 +94,17 @@ def lock_task(task_id: Any, db, *, completing: bool = False) -> tuple[TaskInstan
         raise
     lookahead.remember(task.pk, task.process, task.atom_id)
     return task, routes
+
+
+def _lock_with_the_orm(task_id: int) -> TaskInstance:
+    """The plain way (`steps.tricks`): the same rows and lock through the ORM."""
+    of = ("process",) if connection.features.has_select_for_update_of else ()
+    task = (TaskInstance.objects.select_related("process", "assigned_to").select_for_update(of=of)
+            .filter(pk=task_id).first())
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    lookahead.remember(task.pk, task.process, task.atom_id)
+    return task
 
 
 def read_task(task_id: int) -> TaskInstance | None:

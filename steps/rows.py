@@ -18,6 +18,8 @@ from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttrib
 from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
 
+from . import tricks
+
 
 class Columns:
     """The concrete columns of a model under a table alias, and how to read them back."""
@@ -96,7 +98,7 @@ class Maker:
 
     def new(self, **values: Any) -> Model:
         """`model(**values)`: values by attribute name, or related instances by field name."""
-        if not self.plain or not values.keys() <= self.accepted:
+        if not self.plain or not values.keys() <= self.accepted or not tricks.on("rows"):
             return self.model(**values)
         obj = self.model.__new__(self.model)
         obj._state = ModelState()
@@ -119,7 +121,7 @@ class Maker:
 
     def loaded(self, names: Sequence[str], values: Sequence[Any], using: str) -> Model:
         """`model.from_db(using, names, values)`: a row read from the database."""
-        if not self.plain:
+        if not self.plain or not tricks.on("rows"):
             return self.model.from_db(using, names, values)
         obj = self.model.__new__(self.model)
         state = obj._state = ModelState()

@@ -46,7 +46,7 @@ from processes.models import ProcessInstance
 from tasks.models import TaskInstance
 from tasks.routing import BatchRouter, Route
 
-from . import changes, lockread, lookahead
+from . import changes, lockread, lookahead, tricks
 from .advance import advance
 from .events import EventLog
 from .writes import NEXT_IDS, pipelined
@@ -181,7 +181,7 @@ def _begin(db, process: ProcessInstance, outcome: core.Step | None) -> dict[str,
     """A new process's first statements, on PostgreSQL in one pipeline: its row's id and the
     routing of its first tasks (the engine has decided them already). The routes by atom id;
     elsewhere none, and the tasks are routed one by one."""
-    if db.vendor != "postgresql" or outcome is None:
+    if db.vendor != "postgresql" or outcome is None or not tricks.on("lookahead"):
         return {}
     blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
     with db.cursor() as cursor:

@@ -29,6 +29,8 @@ from psycopg import pq
 
 from gndp import rls
 
+from . import tricks
+
 __all__ = ["NEXT_IDS", "StaleRow", "Writes", "pipelined"]
 
 # Parameters a statement may carry: PostgreSQL's protocol allows 65,535.
@@ -46,7 +48,7 @@ class Writes:
     def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
         self.using = using
         self.connection = connections[using]
-        self.deferred = self.connection.vendor == "postgresql"
+        self.deferred = self.connection.vendor == "postgresql" and tricks.on("writes")
         self._statements: list[tuple[str, list[Any]]] = []
         self._returning: list[tuple[int, list[Model]]] = []  # statement index, rows awaiting ids
         self._updates: dict[tuple[type, Any], _Update] = {}
@@ -169,7 +171,7 @@ class Writes:
         guarded = dict(guarded)
         # One statement, unless the parameters would pass what PostgreSQL takes in one
         # (a bulk start's writes): then as few statements as fit.
-        commit = commit and _commits_here(self.connection)
+        commit = commit and tricks.on("commit_with_writes") and _commits_here(self.connection)
         start = 0
         while start < len(statements):
             end, count = start + 1, len(statements[start][1])
@@ -218,9 +220,12 @@ class Writes:
                 obj.pk = pk
 
     def _run_update(self, update: "_Update") -> None:
-        with self.connection.cursor() as cursor:
-            cursor.execute(*_update_sql(self.connection, update.obj, update.fields, update.where or {}))
-            changed = cursor.rowcount
+        """The plain way (SQLite, or the trick set aside): the ORM's UPDATE, guarded alike."""
+        obj = update.obj
+        opts = obj._meta
+        values = {opts.get_field(name).attname: getattr(obj, opts.get_field(name).attname) for name in update.fields}
+        changed = (type(obj)._base_manager.using(self.using).filter(pk=obj.pk, **(update.where or {}))
+                   .update(**values))
         if update.where is not None and changed != 1:
             raise update.refusal()
 

@@ -26,3 +26,43 @@ class UserFactory(factory.django.DjangoModelFactory):
         for name in extracted or ():
             app_label, codename = name.split(".")
             self.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+
+
+class ProcessFactory(factory.Factory):
+    """A process started through the service, as a person starts one (`user`), by default of
+    the small test journey (`small_version`); its first tasks are routed and granted."""
+
+    class Meta:
+        model = "processes.ProcessInstance"
+
+    workflow_id = "journey-small"
+    context = factory.Dict({})
+    user = None
+    business_key = None
+
+    @classmethod
+    def _create(cls, model_class, **kwargs):
+        from processes.services import start_process
+
+        return start_process(**kwargs)
+
+    _build = _create
+
+
+class OpenTaskFactory(factory.Factory):
+    """The open task of `atom_id` in a new process (or the one given)."""
+
+    class Meta:
+        model = "tasks.TaskInstance"
+
+    process = factory.SubFactory(ProcessFactory)
+    atom_id = "atom-apply"
+
+    @classmethod
+    def _create(cls, model_class, process, atom_id):
+        from tasks.models import OPEN_TASK_STATUSES, TaskInstance
+
+        return TaskInstance.objects.select_related("process", "assigned_to").get(
+            process=process, atom_id=atom_id, status__in=OPEN_TASK_STATUSES)
+
+    _build = _create

@@ -30,6 +30,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from gndp.db_faults import Counts, is_unavailable
+from steps import tricks
 
 IDLE = TransactionStatus.IDLE
 _READS = re.compile(r"\s*(?:SELECT|SAVEPOINT|RELEASE|ROLLBACK|SET|SHOW|BEGIN)\b", re.IGNORECASE)
@@ -67,6 +68,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 cursor.execute(self.ops.savepoint_create_sql(sid))
 
     def _savepoint_commit(self, sid: str) -> None:
+        if not tricks.on("savepoint_release"):
+            return super()._savepoint_commit(sid)
         self._releases.append(sid)
 
     def _savepoint_rollback(self, sid: str) -> None:
