@@ -1,7 +1,8 @@
 """What a task completion costs the completing thread, in instructions counted by callgrind:
 the one figure of `make bench` that the machine's speed does not move.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/gndp_bench .venv/bin/python bench/instructions.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/gndp_bench .venv/bin/python bench/instructions.py [--api]
+    GNDP_PLAIN=writes ... bench/instructions.py      # with a trick set aside (steps.tricks): its gain
 
 The machines here change speed by the minute, by half or more, so a change that saves 5% of
 a completion is lost in the noise of any timed run; an instruction count repeats within half
@@ -13,6 +14,10 @@ costs: the services, the engine, Django, psycopg, everything but the database se
 background threads. The two runs go at once (one core each); valgrind slows them some fifty
 times. Prints one JSON line (`completion_instructions`); without valgrind it says so on
 stderr and prints nothing, so that `bench/check.py` reports it as not run.
+
+`--api` counts a client's round instead (`api_round_instructions`): the inbox read and the
+completion of its first task through Django's request handling and DRF, with a token and an
+Idempotency-Key, on the counted thread (the ASGI server's own hand-off to a thread is not).
 """
 
 from __future__ import annotations
@@ -87,6 +92,33 @@ def complete(steps: int) -> None:
     relay.flush(timeout=60)
 
 
+def api_rounds(steps: int) -> None:
+    """The API's counted run: `steps` rounds of every process, each the inbox read and the
+    completion of its first task, as a client does them (token, Idempotency-Key), through
+    Django's request handling, DRF and the services on this thread."""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from rest_framework.authtoken.models import Token
+
+    from notifications import relay
+    from processes.services import start_processes
+
+    user = get_user_model().objects.get(username="bench-user")
+    token = Token.objects.get_or_create(user=user)[0].key
+    start_processes(workflow_id="journey-bench", contexts=[{}] * PROCESSES, user=user)
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    for step in range(steps):
+        for _ in range(PROCESSES):
+            task = client.get("/api/tasks/inbox?limit=1").json()[0]
+            answer = client.post(f"/api/tasks/{task['id']}/complete", {"result": {f"v{step}": step}},
+                                 content_type="application/json", HTTP_IDEMPOTENCY_KEY=f"{task['id']}-{step}")
+            assert answer.status_code == 200, answer.content
+    relay.flush(timeout=60)
+
+
 def counted(steps: int, workdir: Path) -> subprocess.Popen:
     name = f"{DATABASE}_{steps}"
     admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name} TEMPLATE {DATABASE}")
@@ -111,8 +143,11 @@ def main() -> None:
         seed()
         return
     if sys.argv[1:2] == ["--complete"]:
-        complete(int(sys.argv[2]))
+        (api_rounds if os.environ.get("BENCH_API") == "1" else complete)(int(sys.argv[2]))
         return
+    api = "--api" in sys.argv[1:]
+    if api:
+        os.environ["BENCH_API"] = "1"
     if not shutil.which("valgrind"):
         print("instructions: valgrind is not installed (apt-get install valgrind); not run", file=sys.stderr)
         return
@@ -132,10 +167,12 @@ def main() -> None:
             admin(*(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                     for name in (f"{DATABASE}_{FEW}", f"{DATABASE}_{MORE}", DATABASE)))
     completions = PROCESSES * (MORE - FEW)
+    figure = "api_round_instructions" if api else "completion_instructions"
     print(json.dumps({
-        "benchmark": "instructions",
-        "completion_instructions": round((more - few) / completions),
+        "benchmark": "instructions-api" if api else "instructions",
+        figure: round((more - few) / completions),
         "completions_counted": completions,
+        "plain": os.environ.get("GNDP_PLAIN", ""),
         "python": sys.version.split()[0],
         "tool": "valgrind --tool=callgrind, the completing thread",
     }))
