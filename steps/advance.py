@@ -6,6 +6,7 @@ completion. Part of a step (`steps.transaction`), with the process row locked.
 from __future__ import annotations
 
 import logging
+import threading
 
 from django.db import transaction
 from django.utils import timezone
@@ -25,6 +26,7 @@ from .rows import maker
 logger = logging.getLogger(__name__)
 
 RUN_SYSTEM_STEP = "processes.tasks.run_system_task"
+_registering = threading.Lock()
 
 
 def advance(process: ProcessInstance, blueprint: Blueprint, outcome: core.Step, log: EventLog, *,
@@ -140,5 +142,9 @@ def _job(name: str):
     """The registered job of this name (eager in tests, as `.delay` is): a process that is
     not a worker registers the jobs the first time one is asked for."""
     if name not in app.tasks:
-        app.loader.import_default_modules()
+        # One thread at a time: Celery's autodiscovery returns at once, having imported
+        # nothing, to a thread that calls it while another is inside it.
+        with _registering:
+            if name not in app.tasks:
+                app.loader.import_default_modules()
     return app.tasks[name]

@@ -92,7 +92,12 @@ TASK_VERSION_CHECK = {
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _task_versions_move(django_db_setup, django_db_blocker):
+def _task_versions_move(request, django_db_setup, django_db_blocker):
+    # Only where the session has a test database: with no test using one, none was set up
+    # and the connection names the real database.
+    if not any(item.get_closest_marker("django_db") or {"db", "transactional_db"} & set(item.fixturenames)
+               for item in request.session.items):
+        return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         for statement in TASK_VERSION_CHECK[connection.vendor]:
             cursor.execute(statement)

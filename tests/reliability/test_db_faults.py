@@ -86,6 +86,11 @@ def is_unavailable_answer(response) -> bool:
             and response.json()["error"]["code"] == "database_unavailable")
 
 
+def assert_open(live) -> None:
+    """The socket answers a ping: it is open (a live update may arrive on it meanwhile)."""
+    assert live.ping().wait(10), "the socket did not answer a ping"
+
+
 def test_r4c_dropped_connections_never_answer_500_and_lose_nothing(cluster, publish, rel_clerk):
     publish(journeys.FLOW)
     server = cluster.server("r4c", redis=False, eager=True).wait_ready()
@@ -186,8 +191,7 @@ def test_r4d_database_down_answers_503_and_the_same_server_recovers(cluster, pub
         return connect(ws_url, origin=server.url, proxy=None, additional_headers=cookie, open_timeout=15)
 
     with socket() as live:  # up: the handshake goes through and the socket stays open
-        with pytest.raises(TimeoutError):
-            live.recv(timeout=0.3)
+        assert_open(live)
 
     proxy.down()
     began = time.monotonic()
@@ -218,8 +222,7 @@ def test_r4d_database_down_answers_503_and_the_same_server_recovers(cluster, pub
     assert again.status_code == 200 and again.headers.get("Idempotent-Replayed") == "true"
     assert ProcessEvent.objects.filter(task_id=fill.pk, type="task.completed").count() == 1
     with socket() as live:
-        with pytest.raises(TimeoutError):
-            live.recv(timeout=0.3)
+        assert_open(live)
     assert server.alive and server.starts == 1
 
 
