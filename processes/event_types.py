@@ -28,7 +28,7 @@ def register(types: type[models.TextChoices]) -> type[models.TextChoices]:
             raise ValueError(f"event type {value!r} is not <area>.<what> in at most {MAX_LENGTH} characters")
         if _declared.get(value, label) != label:
             raise ValueError(f"event type {value!r} is declared already")
-        _declared[value] = label
+    _declared.update(types.choices)
     return types
 
 
