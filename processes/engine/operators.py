@@ -227,6 +227,7 @@ register(Operator("contains", holds=_contains,
                   kinds=lambda value: {"string", "list"} if isinstance(value, str) else {"list"},
                   steps_at_constants=True, candidates=lambda value: ([value],)))
 register(Operator("startswith",
-                  holds=lambda actual, value: isinstance(actual, str) and isinstance(value, str) and actual.startswith(value),
+                  holds=lambda actual, value: (isinstance(actual, str) and isinstance(value, str)
+                                               and actual.startswith(value)),
                   check=lambda value: None if isinstance(value, str) else "'startswith' needs a string",
                   kinds=lambda value: {"string"}, steps_at_constants=True))
