@@ -11,6 +11,17 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from processes import event_types
+
+
+@event_types.register
+class PrivacyEventType(models.TextChoices):
+    """What erasing does to a process, in its history: some personal data erased, or all
+    of it purged at the end of its retention."""
+
+    ERASED = "privacy.erased"
+    PURGED = "privacy.purged"
+
 
 class RetentionPolicy(models.Model):
     """How long a journey's finished processes keep their personal data. Overrides the

@@ -51,11 +51,11 @@ from processes.models import (IdempotencyRecord, ProcessEvent, ProcessInstance, 
                               WorkflowVersion)
 from tasks.models import TaskInstance
 
-from .models import Erasure, ErasureKind, RetentionPolicy
+from .models import Erasure, ErasureKind, PrivacyEventType, RetentionPolicy
 
 ERASED = "[erased]"
-ERASED_EVENT = "privacy.erased"
-PURGED_EVENT = "privacy.purged"
+ERASED_EVENT = PrivacyEventType.ERASED
+PURGED_EVENT = PrivacyEventType.PURGED
 BUNDLE_FORMAT = "gndp-subject-export/1"
 FINISHED = (ProcessStatus.COMPLETED, ProcessStatus.ABORTED)
 

@@ -3,8 +3,10 @@
 A handler takes the process context and the atom's params and returns a JSON object,
 merged into the context like a task result. Handlers must be safe to run more than once
 (background work is at-least-once): key any outside effect by `ctx["_task_id"]`.
-Projects add their own in modules listed in the `GNDP_HANDLER_MODULES` environment
-variable (comma separated), imported at start-up by the web process and the workers alike.
+Projects add their own with `@register("name")` in modules listed in the
+`GNDP_HANDLER_MODULES` environment variable (comma separated), imported at start-up by the
+web process and the workers alike. Loading a journey refuses a system atom whose handler
+is not registered (`names`).
 """
 
 from __future__ import annotations
@@ -27,11 +29,24 @@ class HandlerFailed(Exception):
 
 
 def register(name: str) -> Callable[[Handler], Handler]:
+    """Register the decorated function as the handler of this name. A name taken by another
+    function is refused: a journey's step would silently run someone else's code."""
     def decorate(func: Handler) -> Handler:
+        taken = _registry.get(name)
+        if taken is not None and _where(taken) != _where(func):  # the same function imported again is fine
+            raise ValueError(f"a system handler named {name!r} is registered already ({_where(taken)})")
         _registry[name] = func
         return func
 
     return decorate
+
+
+def unregister(name: str) -> None:
+    _registry.pop(name, None)
+
+
+def _where(func: Handler) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
 
 
 def names() -> set[str]:

@@ -5,6 +5,9 @@ from django.db import models, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import event_types
+from .event_types import DiscussionEventType, EventType  # noqa: F401  (where the apps import them from)
+
 
 class GraphNode(models.Model):
     """One node of the embedded graph store: the same property graph as in Neo4j."""
@@ -152,38 +155,6 @@ class ProcessInstance(models.Model):
         return round(decided / len(self.atom_states), 4)
 
 
-class EventType(models.TextChoices):
-    PROCESS_STARTED = "process.started"
-    PROCESS_SUSPENDED = "process.suspended"
-    PROCESS_RESUMED = "process.resumed"
-    PROCESS_ABORTED = "process.aborted"
-    PROCESS_FAILED = "process.failed"
-    PROCESS_COMPLETED = "process.completed"
-    TASK_CREATED = "task.created"
-    TASK_ASSIGNED = "task.assigned"
-    TASK_STARTED = "task.started"
-    TASK_COMPLETED = "task.completed"
-    TASK_REASSIGNED = "task.reassigned"
-    TASK_ESCALATED = "task.escalated"
-    TASK_FAILED = "task.failed"
-    TASK_RETRIED = "task.retried"
-    TASK_CANCELLED = "task.cancelled"
-    TASK_UNROUTABLE = "task.unroutable"
-    SLA_WARNING = "sla.warning"
-    SLA_BREACHED = "sla.breached"
-
-
-class DiscussionEventType(models.TextChoices):
-    """The discussion around a process (comments, attachments): in the history and pushed
-    live like every event, but they never change a process's state."""
-
-    COMMENT_ADDED = "comment.added"
-    ATTACHMENT_ADDED = "attachment.added"
-
-
-EVENT_TYPES = [*EventType.values, *DiscussionEventType.values]
-
-
 class ProcessEventQuerySet(models.QuerySet):
     def bulk_create(self, objs, *args, **kwargs):
         """Insert events, hash-chained (processes.audit) in the same transaction."""
@@ -218,7 +189,8 @@ class ProcessEvent(models.Model):
 
     # Indexed by (process, id) and (process, seq) below: no index of its own.
     process = models.ForeignKey(ProcessInstance, on_delete=models.DO_NOTHING, related_name="events", db_index=False)
-    type = models.CharField(max_length=24, choices=EventType.choices)
+    # Read from the registry when asked: an app's types are declared as its models load.
+    type = models.CharField(max_length=event_types.MAX_LENGTH, choices=event_types.choices)
     # Set when the event is built, not at INSERT time, because the hash covers it.
     timestamp = models.DateTimeField(default=timezone.now)
     user_id = models.BigIntegerField(null=True, blank=True)

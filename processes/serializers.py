@@ -7,9 +7,9 @@ from rest_framework import serializers
 
 from gndp.api.representation import BuiltOnceFields
 
-from . import sensitive
+from . import event_types, sensitive
 from .engine import core
-from .models import EVENT_TYPES, ProcessEvent, ProcessInstance
+from .models import ProcessEvent, ProcessInstance
 
 
 class ProcessSerializer(BuiltOnceFields, serializers.ModelSerializer):
@@ -76,13 +76,18 @@ class AbortSerializer(serializers.Serializer):
 
 
 class EventSerializer(serializers.ModelSerializer):
-    type = serializers.ChoiceField(choices=EVENT_TYPES, read_only=True)
     user_id = serializers.SerializerMethodField()
 
     class Meta:
         model = ProcessEvent
         fields = ["id", "type", "timestamp", "process_id", "user_id", "task_id", "atom_id", "payload"]
         read_only_fields = fields
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # The types declared when asked, not at import: each app declares its own as it loads.
+        fields["type"] = serializers.ChoiceField(choices=event_types.values(), read_only=True)
+        return fields
 
     def get_user_id(self, event) -> str | None:
         """The acting user's name (null for the engine itself)."""

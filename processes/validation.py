@@ -23,9 +23,10 @@ from .journey import warnings as observations
 def validate_definition(
     data: Any, container_id: str | None = None, known_handlers: Collection[str] | None = None
 ) -> dict[str, Any]:
-    """{valid, errors, warnings} of a journey file's data (warnings only when it has no errors)."""
+    """{valid, errors, warnings} of a journey file's data (warnings only when it has no errors).
+    A system atom must name one of `known_handlers`, by default the registered handlers."""
     try:
-        definition = normalize(data, known_handlers=known_handlers)
+        definition = normalize(data, known_handlers=handlers.names() if known_handlers is None else known_handlers)
     except JourneyError as exc:
         return _report(list(exc.problems), [])
     container_id = container_id or definition["journey"]["id"]
@@ -43,7 +44,7 @@ def validate_workflow(workflow_id: str) -> dict[str, Any]:
     """The report of the latest published version of a journey, phase or module."""
     version = versions.resolve_workflow(workflow_id)
     definition = versions.definition_of(version.pk)
-    report = validate_definition(definition, workflow_id, known_handlers=handlers.names())
+    report = validate_definition(definition, workflow_id)
     if report["valid"]:
         report["warnings"] += roles_without_active_members(versions.get_blueprint(version.pk, workflow_id), definition)
         report["warnings"] += start_warnings(versions.start_rule_of(version.pk), workflow_id)

@@ -18,6 +18,7 @@ from processes.engine.blueprint import Blueprint
 from processes.models import EventType, ProcessInstance, ProcessStatus
 from tasks import access, routing
 from tasks.models import PRIORITY_RANK, TaskInstance
+from tasks.strategies import DEFAULT
 
 from . import lookahead, tricks
 from .events import EventLog
@@ -115,7 +116,7 @@ def _new_task(process: ProcessInstance, blueprint: Blueprint, atom_id: str, now,
         return task
     if route is None:
         choose = router.choose if router is not None else routing.choose
-        route = choose(task.role, blueprint.roles.get(task.role, routing.LEAST_BUSY), now, closing=closing)
+        route = choose(task.role, blueprint.roles.get(task.role, DEFAULT), now, closing=closing)
     task.pk = route.task_id
     if route.assignee is not None:
         task.assigned_to = route.assignee

@@ -29,6 +29,7 @@ from processes import versions
 from .writes import pipelined
 
 from tasks import routing
+from tasks.strategies import DEFAULT, STRATEGIES
 
 LIMIT = 20_000  # tasks; a few megabytes
 
@@ -92,7 +93,7 @@ def send(task_id: int, db=connection) -> Foreseen | None:
 def send_routes(blueprint, atom_ids, *, closing: int | None = None,
                 expected: tuple[int, str, str] | None = None, db=connection) -> Foreseen | None:
     """Send, in the open pipeline of `db` (the default database), the routing statements of
-    the human atoms among `atom_ids` whose role routes by a statement (not `queue`); None
+    the human atoms among `atom_ids` whose role routes by a statement (picks someone); None
     where there are none, or where routing is not one statement (not PostgreSQL)."""
     if db.vendor != "postgresql":
         return None
@@ -102,7 +103,7 @@ def send_routes(blueprint, atom_ids, *, closing: int | None = None,
             continue
         atom = blueprint.atoms[atom_id]
         cursor = db.cursor()
-        routing.send_pick(cursor, atom.role, blueprint.roles.get(atom.role, routing.LEAST_BUSY), when, closing=closing)
+        routing.send_pick(cursor, atom.role, blueprint.roles.get(atom.role, DEFAULT), when, closing=closing)
         picks.append((atom_id, cursor))
     return Foreseen(picks, when, expected) if picks else None
 
@@ -130,4 +131,4 @@ def route_together(blueprint, atom_ids, *, closing: int | None = None) -> dict[s
 
 def _routed_by_statement(blueprint, atom_id: str) -> bool:
     atom = blueprint.atoms[atom_id]
-    return not atom.is_system and bool(atom.role) and blueprint.roles.get(atom.role, routing.LEAST_BUSY) != routing.QUEUE
+    return not atom.is_system and bool(atom.role) and not STRATEGIES[blueprint.roles.get(atom.role, DEFAULT)].queues

@@ -1,8 +1,5 @@
-"""Choosing who gets a new task: the strategies of a role, over the role's available people.
-
-`least_busy` picks the member with the fewest open tasks, ties to the one assigned longest
-ago; `round_robin` picks the one assigned longest ago, which is a rotation; `queue` leaves
-the task for any member to claim. Nobody available leaves it unassigned (`unroutable`).
+"""Choosing who gets a new task: the strategy of its role (`tasks.strategies`), over the
+role's available people. Nobody available leaves the task unassigned (`unroutable`).
 
 Lock order. Choosing someone stamps their profile (`last_assigned_at`, the tie-breaker and
 the rotation), an UPDATE that locks the profile row until the transaction ends. Stamped as
@@ -32,11 +29,7 @@ from steps.rows import maker
 from steps.writes import NEXT_IDS, Writes
 
 from .models import OPEN_TASK_STATUSES, Profile, TaskInstance
-
-LEAST_BUSY = "least_busy"
-ROUND_ROBIN = "round_robin"
-QUEUE = "queue"
-STRATEGIES = (LEAST_BUSY, ROUND_ROBIN, QUEUE)
+from .strategies import STRATEGIES, Strategy
 
 
 @dataclass(frozen=True)
@@ -58,26 +51,25 @@ def choose(role: str, strategy: str, when, *, closing: int | None = None) -> Rou
     `closing`: a task that the same transaction is closing, not yet in the database."""
     if not role:
         return Route(None, unroutable=True)
-    if strategy == QUEUE:
+    if STRATEGIES[strategy].queues:
         return Route(None, unroutable=not candidates(role).exists())
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             send_pick(cursor, role, strategy, when, closing=closing)
             return read_pick(cursor, when)
-    chosen = _pick(role, strategy, closing)
+    chosen = _pick(role, STRATEGIES[strategy], closing)
     if chosen is None:
         return Route(None, unroutable=True)
     note_assignment(chosen, when)
     return Route(chosen)
 
 
-def _pick(role: str, strategy: str, closing: int | None):
-    """The portable query (SQLite), in the same order as `_PICK_SQL`."""
+def _pick(role: str, strategy: Strategy, closing: int | None):
+    """The portable query (SQLite), in the same order as `pick_statement`'s."""
     people = candidates(role)
-    order = [F("workflow_profile__last_assigned_at").asc(nulls_first=True), "pk"]
-    if strategy == LEAST_BUSY:
+    if strategy.reads_open_tasks:
         people = _with_open_tasks(people, closing)
-        order.insert(0, "open_tasks")
+    order = [*strategy.query_order(), F("workflow_profile__last_assigned_at").asc(nulls_first=True), "pk"]
     return people.order_by(*order).first()
 
 
@@ -91,12 +83,11 @@ def _with_open_tasks(people, closing: int | None = None):
 
 
 def send_pick(cursor, role: str, strategy: str, when, *, closing: int | None = None) -> None:
-    """Send the routing statement of PostgreSQL (`least_busy` or `round_robin`); its answer is
-    `read_pick`'s. Apart, so that it can travel in another statement's pipeline."""
-    params = {"role": role, "when": when}
-    if strategy == LEAST_BUSY:
-        params["closing"] = closing or 0
-    cursor.execute(_PICK_SQL[strategy], params)
+    """Send the routing statement of PostgreSQL (of a strategy that picks someone); its
+    answer is `read_pick`'s. Apart, so that it can travel in another statement's pipeline.
+    A statement that counts no open tasks ignores `closing` (psycopg sends only the named
+    parameters a statement uses)."""
+    cursor.execute(_PICK_SQL[STRATEGIES[strategy]], {"role": role, "when": when, "closing": closing or 0})
 
 
 def read_pick(cursor, when) -> Route:
@@ -135,12 +126,18 @@ def stamp_routed(writes: Writes) -> None:
     writes.statement(_STAMP_ROUTED_SQL, [], once=True)
 
 
-def _pick_sql(*order_by: str) -> str:
+def pick_statement(name: str) -> str:
+    """The routing statement of the strategy of this name, on PostgreSQL."""
+    return _PICK_SQL[STRATEGIES[name]]
+
+
+def _pick_sql(strategy: Strategy) -> str:
     """The routing query on PostgreSQL: the hot path of every step, so one statement that
     chooses among the role's active, available members and draws the new task's id, which
     the step's other writes refer to (`processes.writes`). It locks no profile: the people
     this transaction chose already count as stamped at the time they were chosen (read from
     `gndp.route_stamps`), and it adds its own choice there for the next."""
+    order_by = [term.format(open_tasks=_OPEN_COUNT) for term in strategy.statement_order()]
     User = get_user_model()
     user_table = User._meta.db_table
     groups_table = User.groups.through._meta.db_table
@@ -191,10 +188,18 @@ _OPEN_COUNT = (
     f" AND t.status IN ({', '.join(repr(str(status)) for status in OPEN_TASK_STATUSES)})"
     " AND t.id <> %(closing)s)"
 )
-_PICK_SQL = {
-    LEAST_BUSY: _pick_sql(_OPEN_COUNT),
-    ROUND_ROBIN: _pick_sql(),
-}
+
+
+class _Statements(dict):
+    """Each strategy's routing statement, written the first time it routes. Keyed by the
+    strategy itself, not its name: a name registered again gets its own statement."""
+
+    def __missing__(self, strategy: Strategy) -> str:
+        statement = self[strategy] = _pick_sql(strategy)
+        return statement
+
+
+_PICK_SQL = _Statements()
 
 
 class BatchRouter:
@@ -204,8 +209,9 @@ class BatchRouter:
     earlier in the same batch are not yet (a step's writes go out together), so it would
     hand the whole batch to one person. Here each role's members are read once, with their
     open tasks and when they last got one, and every choice updates those counts: the
-    strategies and tie-breaks are `choose`'s. `stamp` writes the profiles' last assignment
-    at the end; new tasks' ids are drawn in blocks (`task_id`).
+    strategies rank them by their `memory_rank`, the tie-breaks are `choose`'s. `stamp`
+    writes the profiles' last assignment at the end; new tasks' ids are drawn in blocks
+    (`task_id`).
     """
 
     ID_BLOCK = 500
@@ -219,11 +225,11 @@ class BatchRouter:
         if not role:
             return Route(None, unroutable=True)
         members = self._members_of(role)
-        if strategy == QUEUE or not members:
+        rank = STRATEGIES[strategy]
+        if rank.queues or not members:
             return Route(None, unroutable=not members)
         never = when.replace(year=1)  # before anyone's last assignment: NULLS FIRST
-        key = (lambda m: (m[1] or never, m[2])) if strategy == ROUND_ROBIN else (lambda m: (m[0], m[1] or never, m[2]))
-        chosen = min(members, key=key)
+        chosen = min(members, key=lambda m: (*rank.memory_rank(m[0], m[3]), m[1] or never, m[2]))
         # Later choices of this batch come after this one, in the order they are made.
         stamp = max([when, *(m[1] for m in members if m[1] is not None)]) + timedelta(microseconds=1)
         for member in self._all_entries(chosen[2]):

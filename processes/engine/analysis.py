@@ -18,6 +18,11 @@ What a field can hold comes from the forms: a required field of the atom whose e
 decided holds a value of its type (its result was validated and merged just before); a
 field some other form declares holds one of the declared types or is absent; any other
 field may be absent or hold any JSON value.
+
+What the reasoning knows of each operator (the kinds of value it can hold for, its bounds,
+whether it pins a value to the rule's) is the operator's own entry in
+`processes.engine.operators`. A condition naming an operator not registered there is
+refused (`operators.UnknownOperator`), never guessed at.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
-from . import rules
+from . import operators, rules
 from .blueprint import Blueprint, Edge, FormField
 from .prediction import topological_order
 
@@ -41,7 +46,7 @@ MAX_CANDIDATES = 400  # values tried per field
 MAX_LIST_VALUE = 200  # an `in` list longer than this is not reasoned about
 
 _MISSING = rules.MISSING
-_ALL_KINDS = ("null", "bool", "number", "string", "list", "dict")
+_ALL_KINDS = operators.KINDS
 _TYPE_KINDS = {"number": "number", "integer": "number", "string": "string", "date": "string",
                "boolean": "bool", "choice": "finite"}
 
@@ -58,7 +63,7 @@ class Literal(NamedTuple):
     def holds_for(self, value: Any) -> bool:
         """Whether the literal holds when its field has `value` (or is _MISSING)."""
         leaf = {"field": "v", "operator": self.operator}
-        if self.operator != "exists":
+        if operators.get(self.operator).takes_value:
             leaf["value"] = self.value
         held = rules.evaluate(leaf, {} if value is _MISSING else {"v": value})
         return held if self.positive else not held
@@ -84,6 +89,7 @@ def dnf(cond: Any, positive: bool = True) -> list[list[Literal]]:
             if len(joined) > MAX_CONJUNCTIONS:
                 raise _TooComplex()
             return joined
+    operators.get(cond["operator"])  # an operator it knows nothing of is refused, not guessed at
     return [[Literal(cond["field"], cond["operator"], cond.get("value"), positive)]]
 
 
@@ -251,45 +257,20 @@ def _solve_field(literals: Sequence[Literal], domain: Domain) -> tuple[str, Any]
 
 def _kind_covered(kind: str, literals: Sequence[Literal]) -> bool:
     """Whether the candidates tried every value of this kind that could matter."""
-    if kind in ("null", "bool", "number", "finite"):
+    if kind in ("null", "bool", "finite"):
         return True  # exhaustive by construction (see _candidates)
-    if any(lit.positive and kind not in _kinds_it_allows(lit) for lit in literals):
+    if kind == "number" and all(operators.get(lit.operator).steps_at_constants for lit in literals):
+        return True  # one number in each interval between the constants was tried
+    if any(lit.positive and kind not in operators.get(lit.operator).kinds(lit.value) for lit in literals):
         return True  # a positive literal no value of this kind satisfies
-    if any(not lit.positive and lit.operator == "exists" for lit in literals):
+    if any(not lit.positive and lit.operator == operators.EXISTS for lit in literals):
         return True  # the field must be absent, and absence was tried
-    if any(lit.operator in (("eq", "in") if lit.positive else ("ne", "not_in")) for lit in literals):
+    if any(operators.get(lit.operator).pins_when is lit.positive for lit in literals):
         return True  # a present value is one of the listed constants, and each was tried
     return kind == "string" and _string_interval_empty(literals)
 
 
-def _kinds_it_allows(literal: Literal) -> set[str]:
-    """The kinds of value for which the (positive) literal can hold."""
-    operator, value = literal.operator, literal.value
-    if operator in ("exists", "ne", "not_in"):
-        return set(_ALL_KINDS)
-    if operator == "eq":
-        return {_kind(value)}
-    if operator == "in":
-        return {_kind(item) for item in value}
-    if operator in ("gt", "gte", "lt", "lte"):
-        return {_kind(value)}
-    if operator == "between":
-        return {_kind(value[0])}
-    if operator == "contains":
-        return {"string", "list"} if isinstance(value, str) else {"list"}
-    return {"string"}  # startswith
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if rules.is_number(value):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "list" if isinstance(value, list) else "dict"
+_kind = operators.kind  # a JSON value's kind (the analysis meets no other)
 
 
 def _string_interval_empty(literals: Sequence[Literal]) -> bool:
@@ -298,14 +279,9 @@ def _string_interval_empty(literals: Sequence[Literal]) -> bool:
     for lit in literals:
         if not lit.positive:
             continue
-        bounds: list[tuple[str, Any, bool]] = []
-        if lit.operator in ("gt", "gte") and isinstance(lit.value, str):
-            bounds.append(("low", lit.value, lit.operator == "gt"))
-        elif lit.operator in ("lt", "lte") and isinstance(lit.value, str):
-            bounds.append(("high", lit.value, lit.operator == "lt"))
-        elif lit.operator == "between" and isinstance(lit.value[0], str):
-            bounds += [("low", lit.value[0], False), ("high", lit.value[1], False)]
-        for side, bound, strict in bounds:
+        for side, bound, strict in operators.get(lit.operator).bounds(lit.value):
+            if not isinstance(bound, str):
+                continue
             if side == "low" and (low is None or bound > low or (bound == low and strict)):
                 low, low_open = bound, strict
             elif side == "high" and (high is None or bound < high or (bound == high and strict)):
@@ -322,7 +298,7 @@ def _candidates(literals: Sequence[Literal], domain: Domain) -> tuple[list[Any],
     neighbours and one beyond each end (for integer fields, the whole numbers next to
     each constant): every region where the literals' truth is constant has one.
     """
-    constants = [lit.value for lit in literals if lit.operator != "exists"]
+    constants = [lit.value for lit in literals if operators.get(lit.operator).takes_value]
     flat: list[Any] = []
     for value in constants:
         flat.extend(value if isinstance(value, list) else [value])
@@ -336,7 +312,7 @@ def _candidates(literals: Sequence[Literal], domain: Domain) -> tuple[list[Any],
     if "integer" in domain.types:
         found += _integer_candidates(numbers)
     found += _string_candidates([v for v in flat if isinstance(v, str)], dates="date" in domain.types)
-    found += [[value] for lit in literals if lit.operator == "contains" for value in [lit.value]]
+    found += [value for lit in literals for value in operators.get(lit.operator).candidates(lit.value)]
     unique: dict[tuple[Any, ...], Any] = {}
     for value in found:
         unique.setdefault(_identity(value), value)

@@ -11,6 +11,8 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any, Iterable, Mapping
 
+from tasks import strategies
+
 from .bounds import DEFAULT_BOUNDS, Bounds
 from .durations import parse_duration
 
@@ -235,7 +237,7 @@ def compile_blueprint(
         atoms=atoms,
         edges=tuple(edges),
         depends_on={atom_id: tuple(ids) for atom_id, ids in depends_on.items()},
-        roles={role["id"]: role.get("assignment", "least_busy") for role in definition.get("roles", [])},
+        roles={role["id"]: role.get("assignment", strategies.DEFAULT) for role in definition.get("roles", [])},
         sensitive_paths=tuple(journey.get("sensitive", ())),
         sla_target=parse_duration(sla) if sla else None,
         bounds=bounds,

@@ -6,6 +6,7 @@ docs "journey-format.md", section "Rules": strict types, and a missing field mak
 operator but `exists` false. Rule files come from people, so validation walks them
 iteratively with bounded depth and size: a hostile file gets a list of problems, never a
 RecursionError, and evaluation only ever runs on a condition that passed validation.
+The operators, what each accepts and how each holds, are `processes.engine.operators`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import Any, Callable, Final, Mapping, TypeAlias
+from typing import Any, Final, Mapping, TypeAlias
 
-OPERATORS: Final = frozenset(
-    {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists", "between", "startswith"}
-)
+from .operators import OPERATORS, PLAIN_SCALARS as _PLAIN_SCALARS, is_number, strict_equal
+
 GROUP_KEYS: Final = ("all", "any", "not")
 LEAF_KEYS: Final = frozenset({"field", "operator", "value"})
 _GROUP_KEY_SET: Final = frozenset(GROUP_KEYS)
@@ -35,9 +35,6 @@ _FIELD_PATH: Final = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z0-9_]+){0,7}")
 _PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 MISSING: Final = object()  # a path absent from the context (distinct from a null value)
-
-# Exact types that are always JSON scalars: the fast path of the hot checks below.
-_PLAIN_SCALARS: Final = frozenset({str, bool, int, type(None)})
 
 __all__ = [
     "OPERATORS",
@@ -85,11 +82,6 @@ def key_place(place: str, key: Any) -> str:
     if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
         return f"{place}.{key}" if place else key
     return f"{place}[{show(key)}]" if place else f"[{show(key)}]"
-
-
-def is_number(value: Any) -> bool:
-    # bool is an int subclass in Python, but a flag is not a number.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def is_field_path(path: Any) -> bool:
@@ -238,9 +230,10 @@ def _group_children(node: dict[Any, Any], where: str, depth: int, problems: list
 
 def _leaf_problems(node: dict[Any, Any], path: _Path) -> list[str]:
     operator = node.get("operator")
-    if (type(operator) is str and operator in OPERATORS and node.keys() <= LEAF_KEYS and is_field_path(node.get("field"))
-            and (operator == "exists" or "value" in node and _plain_json(node["value"])
-                 and _value_message(operator, node["value"]) is None)):
+    entry = OPERATORS.get(operator) if type(operator) is str else None
+    if (entry is not None and node.keys() <= LEAF_KEYS and is_field_path(node.get("field"))
+            and (not entry.takes_value or "value" in node and _plain_json(node["value"])
+                 and entry.check(node["value"]) is None)):
         return []  # the common leaf, whose checks below would each pass
     where = _place(path)
     problems: list[str] = []
@@ -255,11 +248,11 @@ def _leaf_problems(node: dict[Any, Any], path: _Path) -> list[str]:
     if "operator" not in node:
         problems.append(f"{where}.operator: required")
         return problems
-    if not isinstance(operator, str) or operator not in OPERATORS:
+    if entry is None:
         problems.append(f"{where}.operator: unknown operator {show(operator)}")
         return problems
-    if operator == "exists":
-        return problems  # takes no value; one given is ignored (and dropped when canonical)
+    if not entry.takes_value:
+        return problems  # a value given is ignored (and dropped when canonical)
     if "value" not in node:
         problems.append(f"{where}.value: required for operator '{operator}'")
         return problems
@@ -267,29 +260,10 @@ def _leaf_problems(node: dict[Any, Any], path: _Path) -> list[str]:
     shape = json_problems(value, f"{where}.value")
     if shape:
         return problems + shape
-    message = _value_message(operator, value)
+    message = entry.check(value)
     if message:
         problems.append(f"{where}.value: {message}")
     return problems
-
-
-def _value_message(operator: str, value: Any) -> str | None:
-    """What is wrong with a (JSON) value for this operator, or None."""
-    if operator in ("in", "not_in") and not isinstance(value, list):
-        return f"'{operator}' needs a list"
-    if operator in ("gt", "gte", "lt", "lte") and not _orderable(value):
-        return f"'{operator}' needs a number or a string"
-    if operator == "startswith" and not isinstance(value, str):
-        return "'startswith' needs a string"
-    if operator == "between":
-        if not isinstance(value, list) or len(value) != 2:
-            return "'between' needs a list [low, high]"
-        low, high = value
-        if not (_orderable(low) and _comparable(low, high)):
-            return "'between' needs two numbers or two strings"
-        if low > high:
-            return "'between' needs low <= high"
-    return None
 
 
 # --- evaluation ---------------------------------------------------------------------------
@@ -323,11 +297,9 @@ def _holds(node: Any, context: Any) -> bool:
     if "not" in node:
         return not _holds(node["not"], context)
     actual = lookup(context, node["field"])
-    if node["operator"] == "exists":
-        return actual is not MISSING
     if actual is MISSING:
-        return False
-    return _OPERATOR_FUNCTIONS[node["operator"]](actual, node["value"])
+        return False  # for every operator, `exists` included
+    return OPERATORS[node["operator"]].holds(actual, node.get("value"))
 
 
 def lookup(context: Any, path: str) -> Any:
@@ -343,102 +315,6 @@ def lookup(context: Any, path: str) -> Any:
 @functools.lru_cache(maxsize=4096)  # as `_valid_path`: the same few paths, every evaluation
 def _segments(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if is_number(value):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "dict"
-    return "other"
-
-
-def strict_equal(left: Any, right: Any) -> bool:
-    """JSON equality where types never mix: 1 != "1", True != 1, [1] != [True].
-
-    Iterative; it stops at the first difference, so comparing with a bounded (validated)
-    value is bounded too, whatever the context holds.
-    """
-    if type(left) is type(right) and type(left) in _PLAIN_SCALARS:
-        return left == right  # the common case: two strings, two ints, ...
-    stack = [(left, right)]
-    while stack:
-        a, b = stack.pop()
-        kind = _kind(a)
-        if kind != _kind(b) or kind == "other":
-            return False  # unknown types are never equal: their __eq__ is not ours to run
-        if kind == "list":
-            if len(a) != len(b):
-                return False
-            stack.extend(zip(a, b))
-        elif kind == "dict":
-            if a.keys() != b.keys():
-                return False
-            stack.extend((a[key], b[key]) for key in a)
-        elif a != b:
-            return False
-    return True
-
-
-def _orderable(value: Any) -> bool:
-    return is_number(value) or isinstance(value, str)
-
-
-def _comparable(a: Any, b: Any) -> bool:
-    # Numbers with numbers, strings with strings; anything else would raise or mislead.
-    return (is_number(a) and is_number(b)) or (isinstance(a, str) and isinstance(b, str))
-
-
-def _between(actual: Any, bounds: list[Any]) -> bool:
-    low, high = bounds
-    return _comparable(actual, low) and _comparable(actual, high) and low <= actual <= high
-
-
-def _contains(actual: Any, value: Any) -> bool:
-    if isinstance(actual, str):
-        return isinstance(value, str) and value in actual
-    if isinstance(actual, list):
-        return any(strict_equal(item, value) for item in actual)
-    return False
-
-
-def _is_in(actual: Any, value: list[Any]) -> bool:
-    # `strict_equal` item by item, its common cases inlined: a string, flag or null equals
-    # only its own type; a number equals numbers (1 == 1.0), never a flag.
-    kind = type(actual)
-    if kind in _PLAIN_SCALARS or kind is float:
-        if actual not in value:
-            return False  # `in` finds every item the checks below would: they only refuse more
-    if kind is str or kind is bool or actual is None:
-        return any(type(item) is kind and item == actual for item in value)
-    if kind is int or kind is float:
-        return any((type(item) is int or type(item) is float) and item == actual for item in value)
-    return any(strict_equal(actual, item) for item in value)
-
-
-# The allowlist: each operator name maps to a plain function, nothing else is reachable.
-_OPERATOR_FUNCTIONS: Final[Mapping[str, Callable[[Any, Any], bool]]] = {
-    "eq": strict_equal,
-    "ne": lambda actual, value: not strict_equal(actual, value),
-    "gt": lambda actual, value: _comparable(actual, value) and actual > value,
-    "gte": lambda actual, value: _comparable(actual, value) and actual >= value,
-    "lt": lambda actual, value: _comparable(actual, value) and actual < value,
-    "lte": lambda actual, value: _comparable(actual, value) and actual <= value,
-    "between": _between,
-    "in": _is_in,
-    "not_in": lambda actual, value: not _is_in(actual, value),
-    "contains": _contains,
-    "startswith": lambda actual, value: isinstance(actual, str) and isinstance(value, str) and actual.startswith(value),
-}
-assert set(_OPERATOR_FUNCTIONS) | {"exists"} == OPERATORS
 
 
 # --- inspection ---------------------------------------------------------------------------
@@ -476,7 +352,7 @@ def canonical_condition(cond: Any) -> Any:
     if "not" in cond:
         return {"not": canonical_condition(cond["not"])}
     leaf = {"field": cond["field"], "operator": cond["operator"]}
-    if cond["operator"] != "exists":
+    if OPERATORS[cond["operator"]].takes_value:
         leaf["value"] = _copy_json(cond["value"])
     return leaf
 

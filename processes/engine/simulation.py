@@ -212,7 +212,7 @@ def explain_condition(cond: Any, context: Mapping[str, Any], redact: frozenset[s
     leaf = {
         "field": cond["field"],
         "operator": cond["operator"],
-        "expected": cond.get("value") if cond["operator"] != "exists" else None,
+        "expected": cond.get("value") if rules.OPERATORS[cond["operator"]].takes_value else None,
         "actual": actual if present else None,
         "present": present,
         "held": rules.evaluate(cond, context),
@@ -239,7 +239,7 @@ def describe(node: Mapping[str, Any]) -> str:
     if "not" in node:
         return f"not ({describe(node['not'])})"
     actual = f"actual {_show(node['actual'])}" if node["present"] else "missing"
-    expected = "" if node["operator"] == "exists" else f" {_show(node['expected'])}"
+    expected = f" {_show(node['expected'])}" if rules.OPERATORS[node["operator"]].takes_value else ""
     return f"{node['field']} {node['operator']}{expected} ({actual}: {'true' if node['held'] else 'false'})"
 
 

@@ -27,6 +27,7 @@ from processes.engine.rules import (
     strict_equal,
     validate_condition,
 )
+from tasks import strategies
 
 from .cycles import find_cycles
 from .errors import JourneyError
@@ -37,7 +38,6 @@ FIELD_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 
 KINDS: Final = ("human", "system")
 PRIORITIES: Final = ("low", "medium", "high")
-ASSIGNMENTS: Final = ("least_busy", "round_robin", "queue")
 FIELD_TYPES: Final = ("string", "number", "integer", "boolean", "date", "choice")
 EDGE_TYPES: Final = ("ENABLES", "DEPENDS_ON", "PERFORMED_BY")
 CONDITION_KEYS: Final = ("rule", "rules", "condition", "default")
@@ -465,8 +465,8 @@ class _Normalizer:
         if not self.mapping(item, place, ROLE_KEYS):
             return None
         out: dict[str, Any] = {"id": item.get("id"), "name": self.name(item, place)}
-        assignment = self.choice(item, "assignment", place, ASSIGNMENTS)
-        if assignment and assignment != "least_busy":
+        assignment = self.choice(item, "assignment", place, tuple(strategies.STRATEGIES))
+        if assignment and assignment != strategies.DEFAULT:
             out["assignment"] = assignment
         return out
 

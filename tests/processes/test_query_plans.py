@@ -94,7 +94,7 @@ def test_the_inbox_page_reads_the_assignee_and_queue_indexes(busy_database):
 def test_routing_counts_a_persons_open_tasks_from_their_partial_index(busy_database):
     # Nine in ten of each person's tasks are closed: reading them all would make every
     # routing decision slower as the history grows.
-    found = scans_of(plan_of(routing._PICK_SQL[routing.LEAST_BUSY],
+    found = scans_of(plan_of(routing.pick_statement("least_busy"),
                              {"role": "role-plan-3", "when": timezone.now(), "closing": 0}))
     assert uses_only_indexes(found), found
     assert {index for _, index in found} - {None} == {"task_open_assignee_idx"}, found
