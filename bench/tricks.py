@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from steps.tricks import TRICKS  # noqa: E402
 
 # The tricks whose work is the API's; the others are the services'.
-API = {"token_auth", "representation", "throttling", "own_inbox", "savepoint_release"}
+API = {"token_auth", "representation", "throttling", "own_inbox"}
 
 
 def count(api: bool, plain: str = "") -> int:

@@ -27,7 +27,6 @@ TRICKS = {
     "commit_with_writes": "the COMMIT sent in the round trip of the step's writes (steps.writes)",
     "lookahead": "a completion's certain next tasks routed in the lock read's round trip (steps.lookahead)",
     "statement_cache": "psycopg keeps the parsed form of a step's long statement (steps.writes)",
-    "savepoint_release": "a savepoint's RELEASE sent with the next statement (steps.postgresql)",
     "own_inbox": "the API's own-inbox page read in hand-written SQL (tasks.selectors.OwnInbox)",
     "token_auth": "an API token's user and roles read in one hand-written statement (gndp.api.authentication)",
     "representation": "output serializers' fields built once per class (gndp.api.representation)",

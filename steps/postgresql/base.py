@@ -1,13 +1,5 @@
-"""Django's PostgreSQL backend, with a savepoint's release sent later, with other work, and
-a count of what each connection wrote and lost (`gndp.db_faults`).
-
-Every nested atomic block ends with `RELEASE SAVEPOINT`, a round trip of its own: an API
-write carrying an Idempotency-Key (its service's transaction inside the key's) paid one
-with each request. Releasing a savepoint only folds it into the one around it, so the
-release can wait: it is sent with the next SAVEPOINT (which must come after it, or the
-release would take the new savepoint with it), and dropped where the transaction's end or
-a rollback to an earlier savepoint makes it moot. Until then statements run inside the
-savepoint instead of around it, which changes nothing that they do.
+"""Django's PostgreSQL backend, with a count of what each connection wrote and lost
+(`gndp.db_faults`), and a pool check that sweeps the dead connections at once.
 
 The counts tell work that met a dropped connection whether it may run again: it may if it
 wrote nothing (`Counts.writes`: a commit of a transaction, a write outside a transaction,
@@ -30,7 +22,6 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from gndp.db_faults import Counts, is_unavailable
-from steps import tricks
 
 IDLE = TransactionStatus.IDLE
 _READS = re.compile(r"\s*(?:SELECT|SAVEPOINT|RELEASE|ROLLBACK|SET|SHOW|BEGIN)\b", re.IGNORECASE)
@@ -39,7 +30,6 @@ _READS = re.compile(r"\s*(?:SELECT|SAVEPOINT|RELEASE|ROLLBACK|SET|SHOW|BEGIN)\b"
 class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._releases: list[str] = []  # savepoints released but not yet told to the server
         self.fault_counts = Counts()
         self._committing = False  # a COMMIT is on its way: lost now, it may have happened
 
@@ -54,34 +44,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             pool._check = check_and_sweep
         return pool
 
-    # --- savepoints ------------------------------------------------------------------------
-
-    def _savepoint(self, sid: str) -> None:
-        releases, self._releases = self._releases, []
-        with self.cursor() as cursor:
-            if not releases:
-                cursor.execute(self.ops.savepoint_create_sql(sid))
-                return
-            with self.wrap_database_errors, self.connection.pipeline():
-                for released in releases:
-                    cursor.execute(self.ops.savepoint_commit_sql(released))
-                cursor.execute(self.ops.savepoint_create_sql(sid))
-
-    def _savepoint_commit(self, sid: str) -> None:
-        if not tricks.on("savepoint_release"):
-            return super()._savepoint_commit(sid)
-        self._releases.append(sid)
-
-    def _savepoint_rollback(self, sid: str) -> None:
-        # A release waiting here is of a savepoint made after `sid` (it would have been sent
-        # before any later one), which rolling back to `sid` undoes anyway.
-        self._releases = []
-        super()._savepoint_rollback(sid)
-
     # --- transactions, and what they wrote --------------------------------------------------
 
     def _commit(self) -> None:
-        self._releases = []
         # Nothing open on the server: a transaction that sent nothing, or one whose COMMIT
         # travelled with its last writes (`committing`, which counted it).
         if self.connection is None or self.connection.info.transaction_status == IDLE:
@@ -89,23 +54,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         with _Committing(self):
             return super()._commit()
 
-    def _rollback(self) -> None:
-        self._releases = []
-        return super()._rollback()
-
-    def _set_autocommit(self, autocommit: bool) -> None:
-        # A transaction's edge (a new connection's too: `connect` sets autocommit): what it
-        # left waiting must not reach the next one.
-        self._releases = []
-        super()._set_autocommit(autocommit)
-
     def note_statement(self, sql: str) -> None:
         """A statement run outside a transaction: committed as it ran, if it wrote."""
         if not self.in_atomic_block and not _READS.match(sql):
             self.fault_counts.writes += 1
 
     def committing(self) -> "_Committing":
-        """Around a COMMIT sent by other means than `commit()` (`processes.writes`)."""
+        """Around a COMMIT sent by other means than `commit()` (`steps.writes`)."""
         return _Committing(self)
 
     # --- errors --------------------------------------------------------------------------------

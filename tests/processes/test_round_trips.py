@@ -127,7 +127,7 @@ def test_a_start_waits_three_times(chain, tmp_path):
     assert TaskInstance.objects.get(process=process, atom_id="atom-one").assigned_to == chain
 
 
-def test_a_retry_safe_api_completion_waits_five_times(chain, tmp_path):
+def test_a_retry_safe_api_completion_waits_six_times(chain, tmp_path):
     api = APIClient()
     api.force_authenticate(chain)
     processes = [start_process(workflow_id="journey-chain") for _ in range(4)]
@@ -142,7 +142,7 @@ def test_a_retry_safe_api_completion_waits_five_times(chain, tmp_path):
 
     assert response.status_code == 200
     # The BEGIN with the key's lookup; the service's savepoint; its lock read; its writes; the
-    # key's record with the COMMIT (the savepoint's release is moot by then: steps/postgresql).
-    assert counted[0] == 5
+    # savepoint's release; the key's record with the COMMIT.
+    assert counted[0] == 6
     replay = api.post(f"/api/tasks/{tasks[3]}/complete", {"result": {}}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert replay.json() == response.json() and replay["Idempotent-Replayed"] == "true"
