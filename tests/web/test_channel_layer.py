@@ -58,3 +58,23 @@ def test_the_publisher_sends_each_listened_group_its_events_and_makes_no_message
         ("process.1", {"type": "event.message", "event": events[0].as_message()}),
         ("process.1", {"type": "event.message", "event": events[2].as_message()}),
     ]
+
+
+def test_a_consumer_waiting_longer_than_redis_py_s_read_timeout_keeps_waiting(layer):
+    """Given a channel with no messages and a blocking pop longer than redis-py 8's default
+    5 s read timeout,
+    when a consumer waits on it for 8 s,
+    then it is still waiting (no `TimeoutError` closes it), and a message sent then arrives."""
+    import asyncio
+
+    layer.brpop_timeout = 6  # each pop waits 6 s on the server: longer than redis-py's 5 s
+
+    async def scenario():
+        channel = await layer.new_channel()
+        waiting = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(8)
+        assert not waiting.done(), waiting.exception() if waiting.done() else None
+        await layer.send(channel, {"type": "hello"})
+        return await asyncio.wait_for(waiting, 10)
+
+    assert live.thread_loop().run_until_complete(scenario()) == {"type": "hello"}
