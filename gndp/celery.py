@@ -38,7 +38,8 @@ class Job(Task):
 
 app = Celery("gndp", task_cls=Job)
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Each app's Celery work lives in its `jobs.py` (`tasks` is a domain word here: the human task).
+app.autodiscover_tasks(related_name="jobs")
 # Each worker process writes its own heartbeat row (dashboard, /metrics, anomalies).
 app.steps["worker"].add("monitoring.heartbeat:HeartbeatStep")
 
