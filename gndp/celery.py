@@ -18,6 +18,7 @@ class Job(Task):
     part only: the caller is there to see the error."""
 
     def __call__(self, *args, **kwargs):
+        # Not at the top: this module loads with the `gndp` package, before Django's settings.
         from gndp import db_faults
 
         if self.request.called_directly:
