@@ -4,6 +4,7 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 
 from gndp import filequeue  # noqa: F401 - registers the embedded default's broker (gndpfiles://)
+from gndp.memory import freeze_startup
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gndp.settings")
 
@@ -49,6 +50,4 @@ app.steps["worker"].add("monitoring.heartbeat:HeartbeatStep")
 def _freeze_startup(**kwargs) -> None:
     # Each pool process keeps what it started with out of the collector's passes
     # (gndp.memory), as the web server's processes do.
-    from gndp.memory import freeze_startup
-
     freeze_startup()

@@ -25,6 +25,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from gndp import db_faults
+from gndp.celery import app as celery_app
 from gndp.enqueue import job
 from processes.background import Drain
 from processes.models import ProcessEvent
@@ -58,7 +59,7 @@ def on_committed(events: list[ProcessEvent]) -> None:
         else:
             _deliveries.put(events)
         return
-    if job(DELIVER_EVENTS).app.conf.task_always_eager:
+    if celery_app.conf.task_always_eager:
         _hand_off(ids)  # "run it here", as the setting says (tests)
     else:
         _handoffs.put(ids)
