@@ -45,6 +45,8 @@ from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from monitoring.stats import DurationSeconds, Seconds, grouped_stats
+from monitoring.workers import waiting_system_steps, worker_health
+from processes import versions
 from processes.models import DiscussionEventType, EventType, ProcessEvent, ProcessInstance, ProcessStatus
 from tasks.models import OPEN_TASK_STATUSES, TaskInstance, TaskStatus
 
@@ -229,8 +231,6 @@ WAITING_LIMIT = 1000  # system steps judged per run: the oldest first
 
 def find_waiting_system_steps(now: datetime) -> list[Finding]:
     """System steps of running processes that no worker has run within the wait time."""
-    from monitoring.workers import waiting_system_steps, worker_health
-
     steps = list(waiting_system_steps(now).order_by("created_at", "pk").values(
         "pk", "process_id", "atom_id", "name", "created_at", "attempts", "last_error", "process__journey_id",
         "process__workflow_id")[:WAITING_LIMIT])
@@ -285,8 +285,6 @@ def _paths(process_ids: Iterable[int]) -> dict[int, frozenset[str]]:
 
 
 def _atom_names(version_id: int, workflow_id: str) -> dict[str, str]:
-    from processes import versions
-
     try:
         return {atom_id: atom.name for atom_id, atom in versions.get_blueprint(version_id, workflow_id).atoms.items()}
     except Exception:  # noqa: BLE001 - an unreadable version: show the ids

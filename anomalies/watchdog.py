@@ -19,6 +19,8 @@ from django.db import connections
 
 from gndp.forksafe import database_use
 
+from .detection import detect_waiting_system_steps
+
 log = logging.getLogger(__name__)
 
 _started: dict[int, threading.Thread] = {}  # by process id: a forked server starts its own
@@ -45,8 +47,6 @@ def _run(interval: float) -> None:
 
 
 def check() -> None:
-    from .detection import detect_waiting_system_steps
-
     with database_use():  # a server forked from this process waits for the round (gndp.forksafe)
         try:
             result = detect_waiting_system_steps()

@@ -192,10 +192,6 @@ def seed_open_tasks(version_id: int) -> None:
             f"""INSERT INTO tasks_taskuserobjectpermission (permission_id, user_id, content_object_id)
                 SELECT perm, t.assigned_to_id, t.id FROM tasks_taskinstance t, unnest(ARRAY{perm_ids}) perm
                 WHERE t.assigned_to_id IS NOT NULL AND t.role LIKE 'role-seed-%'""",
-            f"""INSERT INTO tasks_taskgroupobjectpermission (permission_id, group_id, content_object_id)
-                SELECT perm, r.id, t.id FROM tasks_taskinstance t JOIN seed_role r ON r.name = t.role,
-                     unnest(ARRAY{perm_ids}) perm
-                WHERE t.assigned_to_id IS NULL""",
             "DROP TABLE seed_task, seed_process, seed_role, seed_user",
         ]
         for sql in statements:
@@ -206,8 +202,7 @@ def seed_open_tasks(version_id: int) -> None:
     autocommit = raw.autocommit
     raw.autocommit = True
     for table in ("tasks_taskinstance", "processes_processinstance", "auth_user", "auth_group", "auth_user_groups",
-                  "tasks_profile", "authtoken_token", "tasks_taskuserobjectpermission",
-                  "tasks_taskgroupobjectpermission"):
+                  "tasks_profile", "authtoken_token", "tasks_taskuserobjectpermission"):
         raw.execute(f"VACUUM ANALYZE {table}")
     raw.autocommit = autocommit
 

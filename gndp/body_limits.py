@@ -30,6 +30,10 @@ from django.http.cookie import parse_cookie
 from django.template.defaultfilters import filesizeformat
 from django.utils.module_loading import import_string
 
+from collaboration.uploads import MULTIPART_OVERHEAD
+from gndp.api.authentication import user_for_token
+from gndp.error_pages import error_response
+
 _ATTACHMENTS = re.compile(r"/(?:api/)?(?:tasks|processes)/[^/]+/attachments/?")
 _JOURNEY_IMPORT = "/api/journeys/import"
 _BULK_START = "/api/processes/start-bulk"
@@ -40,8 +44,6 @@ _ERROR_PAGE_POLICY = "default-src 'none'; style-src 'self'; img-src 'self'; base
 def limit_for(path: str) -> int:
     """The largest body a signed-in caller may send to `path`."""
     if _ATTACHMENTS.fullmatch(path):
-        from collaboration.uploads import MULTIPART_OVERHEAD
-
         return settings.GNDP_ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD
     if path == _JOURNEY_IMPORT:
         return settings.GNDP_JOURNEY_MAX_BYTES
@@ -81,8 +83,6 @@ def has_credentials(scope) -> bool:
     try:
         kind, _, key = authorization.partition(" ")
         if kind.lower() == "token" and key.strip():
-            from gndp.api.authentication import user_for_token
-
             user = user_for_token(key.strip())
             if user is not None and user.is_active:
                 return True
@@ -98,8 +98,6 @@ def has_credentials(scope) -> bool:
 def refusal(path: str, message: str, max_bytes: int) -> HttpResponse:
     """The 413 for a body refused before it was read. Built outside the middleware, so the
     headers they would add are set here; the connection is closed after it."""
-    from gndp.error_pages import error_response
-
     response = error_response(path, 413, message, details={"body": f"at most {max_bytes} bytes"})
     response["Content-Length"] = str(len(response.content))
     response["Connection"] = "close"

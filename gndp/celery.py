@@ -4,6 +4,7 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 
 from gndp import filequeue  # noqa: F401 - registers the embedded default's broker (gndpfiles://)
+from gndp.memory import freeze_startup
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gndp.settings")
 
@@ -18,6 +19,7 @@ class Job(Task):
     part only: the caller is there to see the error."""
 
     def __call__(self, *args, **kwargs):
+        # Not at the top: this module loads with the `gndp` package, before Django's settings.
         from gndp import db_faults
 
         if self.request.called_directly:
@@ -38,7 +40,8 @@ class Job(Task):
 
 app = Celery("gndp", task_cls=Job)
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Each app's Celery work lives in its `jobs.py` (`tasks` is a domain word here: the human task).
+app.autodiscover_tasks(related_name="jobs")
 # Each worker process writes its own heartbeat row (dashboard, /metrics, anomalies).
 app.steps["worker"].add("monitoring.heartbeat:HeartbeatStep")
 
@@ -47,6 +50,4 @@ app.steps["worker"].add("monitoring.heartbeat:HeartbeatStep")
 def _freeze_startup(**kwargs) -> None:
     # Each pool process keeps what it started with out of the collector's passes
     # (gndp.memory), as the web server's processes do.
-    from gndp.memory import freeze_startup
-
     freeze_startup()

@@ -56,15 +56,6 @@ def replica_reads() -> Iterator[None]:
         _unit.reset(token)
 
 
-@contextmanager
-def primary_only() -> Iterator[None]:
-    token = _unit.set(_Unit(reporting=False))
-    try:
-        yield
-    finally:
-        _unit.reset(token)
-
-
 def reporting_alias() -> str:
     """Where a read-only report transaction opened now should run."""
     unit = _unit.get()

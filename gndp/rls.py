@@ -49,18 +49,11 @@ USER = "user"
 _scope: contextvars.ContextVar[Any] = contextvars.ContextVar("gndp_rls_scope", default=None)
 
 
-class _Fixed:
-    def __init__(self, user_id: int | None) -> None:
-        self.user_id = user_id
-
-
 def _wanted() -> tuple[str, str]:
     """(scope, user id) the current code runs under, as the session settings spell them."""
     current = _scope.get()
     if current is None or current == ENGINE:
         return ENGINE, ""
-    if isinstance(current, _Fixed):
-        return USER, "" if current.user_id is None else str(current.user_id)
     user = getattr(current, "user", None)  # an HttpRequest
     if user is None or not user.is_authenticated:
         return USER, ""
@@ -79,11 +72,6 @@ def _holding(variable: contextvars.ContextVar, value: Any) -> Iterator[None]:
 def engine_scope():
     """The engine's view of every row (jobs, sweeps, commands)."""
     return _holding(_scope, ENGINE)
-
-
-def user_scope(user):
-    """Statements outside transactions see only what `user` may see."""
-    return _holding(_scope, _Fixed(user.pk if user is not None and user.is_authenticated else None))
 
 
 # Set while a read-only transaction (a report) runs: it keeps the caller's scope.

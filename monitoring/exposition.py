@@ -27,13 +27,16 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from gndp.api.authentication import TokenAuthentication
+from gndp.rls import engine_scope
 from rest_framework.exceptions import AuthenticationFailed
 
 from processes.models import ProcessInstance, ProcessStatus
 from tasks.access import sees_everything
 from tasks.models import OPEN_TASK_STATUSES, SLA_BREACH_PENDING, SLA_WARN_PENDING, TaskInstance, TaskStatus
 
+from .selectors import per_atom
 from .stats import Seconds, report_transaction
+from .workers import worker_health
 
 CACHE_SECONDS = 10.0
 # Human steps take minutes to days: buckets from a minute to a week (seconds).
@@ -81,8 +84,6 @@ def task_metrics() -> Iterable:
     """Completions and SLA firings per atom, and the wait (created to started) and
     handling (started to completed) histograms of completed tasks: one pass over the tasks,
     grouped by atom and by the bucket each duration falls in."""
-    from .selectors import per_atom
-
     labels = ["journey", "atom"]
     completions = CounterMetricFamily("gndp_task_completions", "Tasks completed.", labels=labels)
     warnings = CounterMetricFamily("gndp_sla_warnings", "Tasks that passed their SLA target.", labels=labels)
@@ -177,8 +178,6 @@ def timer_metrics() -> Iterable:
 def worker_metrics() -> Iterable:
     """Whether background work is being done (`monitoring.workers`): the workers' heartbeats,
     the steps that have waited for one and the SLA timers that the beat has not fired."""
-    from .workers import worker_health
-
     health = worker_health()
     seen = GaugeMetricFamily(
         "gndp_worker_last_seen_seconds",
@@ -246,8 +245,6 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return HttpResponse("forbidden: a metrics token or an administrator's sign-in is needed\n", status=403,
                             content_type="text/plain")
     # System-wide figures for an authorised scraper: the engine's view of the rows (gndp.rls).
-    from gndp.rls import engine_scope
-
     with engine_scope():
         body = exposition()
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -34,6 +34,8 @@ from django.utils import timezone
 
 from gndp.forksafe import database_use
 
+from .models import WorkerHeartbeat
+
 log = logging.getLogger(__name__)
 
 HEARTBEAT = "heartbeat"
@@ -82,8 +84,6 @@ class Heartbeat:
             self._write_row(stopped)
 
     def _write_row(self, stopped: bool) -> None:
-        from .models import WorkerHeartbeat
-
         alias = heartbeat_alias()
         now = timezone.now()
         try:
@@ -99,8 +99,6 @@ class Heartbeat:
             connections[alias].close()
 
     def _forget_old(self) -> None:
-        from .models import WorkerHeartbeat
-
         alias = heartbeat_alias()
         with database_use():
             try:

@@ -43,6 +43,7 @@ from django.utils import timezone
 from processes import versions
 from processes.engine.blueprint import Blueprint, UnknownContainer
 from processes.errors import Forbidden, NotFound
+from processes.graph import analytics
 from processes.models import (
     EventType,
     ProcessEvent,
@@ -775,8 +776,6 @@ def graph_analytics(scope: Scope, filters: Filters, *, limit: int = 8) -> dict:
     """Where running processes wait now and the most travelled step pairs of the window:
     answered by the graph store (Cypher over the runtime mirror) when Neo4j is configured,
     by SQL otherwise, with the same rows."""
-    from processes.graph import analytics
-
     processes = None if scope.everything and not filters.journey_id else filters.processes(scope.processes())
     hotspots = analytics.waiting_hotspots(limit, processes=processes)
     paths = analytics.travelled_paths(filters.since, filters.now, limit, processes=processes)

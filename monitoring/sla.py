@@ -36,6 +36,7 @@ from steps.changes import change_tasks
 from steps.events import EventLog
 from processes.models import EventType, ProcessInstance, ProcessStatus, WorkflowVersion
 from tasks.models import OPEN_TASK_STATUSES, SLA_BREACH_PENDING, SLA_WARN_PENDING, TaskInstance
+from tasks.services import escalate_task
 
 from .models import AtomSLAOverride
 
@@ -247,8 +248,6 @@ def _breach_one(task_id: int, process_id: int, now: datetime) -> tuple[bool, boo
 def _escalate(task: TaskInstance) -> bool:
     """Escalate inside a savepoint: a refusal (nobody to escalate to) leaves the recorded
     breach in place."""
-    from tasks.services import escalate_task
-
     try:
         escalate_task(task.pk, automatic=True)
     except Conflict as exc:

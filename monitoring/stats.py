@@ -15,6 +15,8 @@ from typing import Any, Iterable, Sequence
 from django.db import connection, connections, transaction
 from django.db.models import Aggregate, Expression, FloatField, Func, QuerySet
 
+from gndp import db_router, rls
+
 
 class Seconds(Func):
     """`end - start` in seconds, as a float (both timestamps)."""
@@ -67,8 +69,6 @@ def report_transaction():
     if connection.vendor != "postgresql":
         yield
         return
-    from gndp import db_router, rls
-
     # On the read replica when one serves this request (gndp.db_router), and in the caller's
     # row-level security scope, not the engine's (gndp.rls): a report only reads.
     alias = db_router.reporting_alias()

@@ -27,12 +27,15 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from collaboration.models import Comment
+from gndp.enqueue import job
 from processes.models import DiscussionEventType, EventType, ProcessEvent, ProcessInstance
 from steps.rows import maker
 from steps.writes import Writes
 from tasks.access import visible_processes, visible_tasks
 from tasks.models import TaskInstance
 
+from . import live
 from .kinds import NOTIFYING_EVENTS, Channel, Kind
 from .models import DeliveredEvent, EmailStatus, Notification, NotificationPreference
 
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PROCESS_FIELDS = ("id", "workflow_id", "started_by_id", "failure")
 TASK_FIELDS = ("id", "name", "process_id", "assigned_to_id")
+SEND_EMAILS = "notifications.tasks.send_notification_emails"  # the job (notifications.jobs)
 CLAIM_CHUNK = 1000  # events per marker statement: two parameters each, well inside every backend's limit
 
 
@@ -149,8 +153,6 @@ def compose(kind: str, event: ProcessEvent, process: ProcessInstance, task: Task
         error = str(payload.get("error") or process.failure or "")[:300]
         return f"Process #{process.pk} failed", f"{process.workflow_id}: {error}".strip(), process_url()
     if kind == Kind.MENTIONED:
-        from collaboration.models import Comment
-
         comment = Comment.objects.filter(pk=payload.get("comment_id")).first()
         where = f"on {task_name}" if event.task_id else f"on process #{process.pk}"
         # Someone who sees the process but not the task reads the comment on the process page.
@@ -268,13 +270,10 @@ def _claim(event_ids: list[int]) -> set[int]:
 
 
 def after_delivery(notifications: list[Notification]) -> None:
-    from . import live
-    from .tasks import send_notification_emails
-
     live.push(notifications)
     for user_id in sorted({n.recipient_id for n in notifications if n.email_status == EmailStatus.PENDING}):
         try:
-            send_notification_emails.apply_async((user_id,), countdown=_email_delay(), retry=False)
+            job(SEND_EMAILS).apply_async((user_id,), countdown=_email_delay(), retry=False)
         except Exception:  # noqa: BLE001 - the periodic flush sends what is still pending
             log.warning("could not hand notification emails of user %s to a worker", user_id, exc_info=True)
 

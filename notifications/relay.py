@@ -25,6 +25,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from gndp import db_faults
+from gndp.celery import app as celery_app
+from gndp.enqueue import job
 from processes.background import Drain
 from processes.models import ProcessEvent
 
@@ -38,6 +40,7 @@ CURSOR = "notifications"
 GRACE = timedelta(seconds=60)
 BATCH = 5000
 KEEP_MARKERS = timedelta(days=1)
+DELIVER_EVENTS = "notifications.tasks.deliver_events"  # the job (notifications.jobs)
 
 
 def on_committed(events: list[ProcessEvent]) -> None:
@@ -56,19 +59,15 @@ def on_committed(events: list[ProcessEvent]) -> None:
         else:
             _deliveries.put(events)
         return
-    from .tasks import deliver_events
-
-    if deliver_events.app.conf.task_always_eager:
+    if celery_app.conf.task_always_eager:
         _hand_off(ids)  # "run it here", as the setting says (tests)
     else:
         _handoffs.put(ids)
 
 
 def _hand_off(ids: list[int]) -> None:
-    from .tasks import deliver_events
-
     try:
-        deliver_events.apply_async((ids,), retry=False)
+        job(DELIVER_EVENTS).apply_async((ids,), retry=False)
     except Exception:  # noqa: BLE001 - the relay delivers what the hand-off lost
         log.warning("could not hand %d events to the notification worker", len(ids), exc_info=True)
 

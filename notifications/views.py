@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from gndp.htmx import as_get
 from processes.errors import InvalidInput
+from tasks.access import roles_of
 
 from . import selectors, services
 from .forms import PreferencesForm
@@ -77,8 +78,6 @@ def profile(request):
         else:
             messages.success(request, "Your notification preferences are saved.")
             return redirect("profile-page")
-    from tasks.access import roles_of
-
     profile_row = getattr(request.user, "workflow_profile", None)
     return render(request, "notifications/profile.html", {
         "form": form, "channels": [Channel(c).label for c in CHANNELS], "roles": roles_of(request.user),

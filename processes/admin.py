@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
+from django.utils.html import format_html
 
 from tasks.access import visible_processes
 
 from . import services
 from .errors import ServiceError
+from .journey import dump
 from .models import ProcessEvent, ProcessInstance, WorkflowVersion
+from .sync import PUBLISHED, REJECTED, sync_journeys
 
 
 def run_service_action(modeladmin, request, objects, service, verb: str) -> None:
@@ -113,8 +116,6 @@ class WorkflowVersionAdmin(ReadOnlyAdmin):
     def sync_from_graph_store(self, request, queryset=None):
         """Publish every journey of the graph store that changed (processes.sync): the
         selection plays no part. One message per journey."""
-        from .sync import PUBLISHED, REJECTED, sync_journeys
-
         try:
             report = sync_journeys()
         except ServiceError as exc:  # the graph store is unreachable or refused us
@@ -140,8 +141,4 @@ class WorkflowVersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="definition")
     def definition_pretty(self, obj) -> str:
-        from django.utils.html import format_html
-
-        from .journey import dump
-
         return format_html("<pre>{}</pre>", dump(obj.definition, "yaml"))

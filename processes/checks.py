@@ -6,11 +6,13 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from gndp.addresses import check_trusted_proxies
+
+from . import sensitive
+
 
 @checks.register(checks.Tags.security)
 def field_keys_valid(app_configs, **kwargs):
-    from . import sensitive
-
     try:
         sensitive.keyring()
     except ImproperlyConfigured as exc:
@@ -43,8 +45,6 @@ def secret_key_set(app_configs, **kwargs):
 
 @checks.register(checks.Tags.security)
 def trusted_proxies_valid(app_configs, **kwargs):
-    from gndp.addresses import check_trusted_proxies
-
     try:
         check_trusted_proxies()
     except ImproperlyConfigured as exc:

@@ -109,13 +109,3 @@ def grant_app_rights(connection: BaseDatabaseWrapper, *, owner: str, app: str) -
             cursor.execute(f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {q_table} FROM {q_app}, PUBLIC")
             cursor.execute(f"GRANT SELECT, INSERT ON {q_table} TO {q_app}")
     return [f"granted {app} read and write on {SCHEMA}, append and read only on {', '.join(APPEND_ONLY_TABLES)}"]
-
-
-def table_privileges(connection: BaseDatabaseWrapper, role: str, table: str) -> dict[str, bool]:
-    """What `role` may do to `table`, as PostgreSQL decides it."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT p, has_table_privilege(%s, %s, p) FROM unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE']) p",
-            [role, f"{SCHEMA}.{table}"],
-        )
-        return dict(cursor.fetchall())

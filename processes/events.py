@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Iterable
 
+from .live import broadcast
 from .models import ProcessEvent
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,6 @@ def subscribe(callback: Callable[[list[ProcessEvent]], None]) -> None:
 def publish(events: Iterable[ProcessEvent]) -> None:
     """Fan events out to live clients and the subscribers. Never raises: a broker outage
     degrades live updates only, and clients resynchronise over REST."""
-    from .live import broadcast
-
     events = list(events)
     try:
         broadcast(events)

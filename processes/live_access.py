@@ -30,14 +30,19 @@ from typing import Iterable
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_out
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from tasks.models import Profile
+
 from .background import Drain
 from .live import listened_groups, run_for_listeners, user_group
+from .models import ProcessUserObjectPermission
 
 log = logging.getLogger(__name__)
 
@@ -203,13 +208,6 @@ def _process_permission_deleted(sender, instance, **kwargs) -> None:
 
 def connect_signals() -> None:
     """Called once, from `ProcessesConfig.ready`."""
-    from django.contrib.auth.models import Group
-    from django.contrib.sessions.models import Session
-
-    from tasks.models import Profile
-
-    from .models import ProcessUserObjectPermission
-
     User = get_user_model()
     user_logged_out.connect(_signed_out, dispatch_uid="live_access.signed_out")
     post_delete.connect(_session_deleted, sender=Session, dispatch_uid="live_access.session_deleted")

@@ -5,7 +5,7 @@ from django.db import models, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import event_types
+from . import event_types, hashchain
 from .event_types import DiscussionEventType, EventType  # noqa: F401  (where the apps import them from)
 
 
@@ -102,7 +102,7 @@ class ProcessInstance(models.Model):
     predicted_finish = models.DateTimeField(null=True, blank=True, help_text="median predicted completion time")
     at_risk = models.BooleanField(default=False, help_text="predicted to finish after the journey's SLA target")
     predicted_at = models.DateTimeField(null=True, blank=True, help_text="when the prediction was last computed")
-    # The head of the process's event hash chain (processes.audit): kept on the row that
+    # The head of the process's event hash chain (processes.hashchain): kept on the row that
     # every append locks, so that appending never has to read the event log first.
     # Written only by the chain (CHAIN_HEAD), never by a plain save().
     event_seq = models.PositiveIntegerField(default=0, db_default=0, help_text="seq of the newest chained event")
@@ -157,7 +157,7 @@ class ProcessInstance(models.Model):
 
 class ProcessEventQuerySet(models.QuerySet):
     def bulk_create(self, objs, *args, **kwargs):
-        """Insert events, hash-chained (processes.audit) in the same transaction."""
+        """Insert events, hash-chained (processes.hashchain) in the same transaction."""
         objs = list(objs)
         with transaction.atomic(using=self.db, savepoint=False):
             chain_events(objs)
@@ -165,12 +165,37 @@ class ProcessEventQuerySet(models.QuerySet):
 
 
 def chain_events(events, *, processes=None) -> None:
-    """Give unsaved events their place in their process's hash chain (when it is on).
-    `processes`: their process rows, locked and read by this transaction (audit.chain)."""
-    if settings.GNDP_AUDIT_HASH_CHAIN:
-        from . import audit
+    """Give unsaved events their `seq` and `row_hash`, continuing each process's hash chain
+    (processes.hashchain), and move the chain heads forward; when the chain is on.
 
-        audit.chain(events, processes=processes)
+    Runs inside the inserting transaction. `processes`: the events' process rows, which
+    this transaction locked and then read (the services): the heads are read from them and
+    moved forward in them, and the caller saves them with the rest of its writes (see
+    `steps.events.EventLog`). Otherwise the rows are locked here, so a writer that did
+    not lock them first still appends in turn instead of forking the chain, and their heads
+    are written back here.
+    """
+    if not settings.GNDP_AUDIT_HASH_CHAIN:
+        return
+    events = [event for event in events if event.seq is None]
+    if not events:
+        return
+    if processes is not None:
+        heads = {pid: (process.event_seq, process.event_head) for pid, process in processes.items()}
+        for pid in hashchain.link_events(events, heads):
+            processes[pid].event_seq, processes[pid].event_head = heads[pid]
+        return
+    # Lock the rows and read their heads in one statement: the heads live on the locked
+    # rows, so a statement that waited for a lock reads the heads that the transaction it
+    # waited for wrote.
+    rows = (ProcessInstance.objects.filter(pk__in=sorted({event.process_id for event in events})).order_by("pk")
+            .select_for_update().values_list("pk", *CHAIN_HEAD))
+    heads = {pid: (seq, head) for pid, seq, head in rows}
+    moved = hashchain.link_events(events, heads)
+    ProcessInstance.objects.bulk_update(
+        [ProcessInstance(pk=pid, event_seq=heads[pid][0], event_head=heads[pid][1]) for pid in sorted(moved)],
+        CHAIN_HEAD,
+    )
 
 
 class ProcessEvent(models.Model):
@@ -178,10 +203,11 @@ class ProcessEvent(models.Model):
     where the database roles are separated (processes.db_roles) the app's role has no right
     to UPDATE, DELETE or TRUNCATE the table either.
 
-    Tamper evidence (processes.audit): each event carries its position in its process's
-    history (`seq`, 1, 2, ...) and `row_hash`, a SHA-256 over the previous event's hash and
-    this event's content, so `manage.py verify_audit` finds a changed or removed row. Both
-    are empty on events written while `GNDP_AUDIT_HASH_CHAIN` was off.
+    Tamper evidence (processes.hashchain, verified by processes.audit): each event carries
+    its position in its process's history (`seq`, 1, 2, ...) and `row_hash`, a SHA-256 over
+    the previous event's hash and this event's content, so `manage.py verify_audit` finds a
+    changed or removed row. Both are empty on events written while `GNDP_AUDIT_HASH_CHAIN`
+    was off.
 
     The user is kept as plain columns, not a foreign key, so that deleting a user never
     has to touch (and could never be allowed to touch) the audit rows.

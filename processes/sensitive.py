@@ -29,6 +29,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .versions import get_blueprint
+
 SCHEME = "fernet"
 SEALED_BODY = "$sealed"  # a stored response encrypted whole (gndp.api.idempotency)
 
@@ -123,8 +125,6 @@ def revealed_since(token: contextvars.Token) -> bool:
 def paths_of_version(version_id: int, journey_id: str) -> tuple[str, ...]:
     """Encrypted paths of every process of a version: those of the whole journey, not only
     of the phase or module a process runs, so a key is sensitive wherever it is written."""
-    from .versions import get_blueprint
-
     return get_blueprint(version_id, journey_id).encrypted_paths
 
 

@@ -102,16 +102,6 @@ class GraphNodeSerializer(serializers.Serializer):
     role = serializers.CharField(allow_null=True)
 
 
-class GraphEdgeSerializer(serializers.Serializer):
-    source = serializers.CharField()
-    target = serializers.CharField()
-    type = serializers.CharField()
-    fired = serializers.BooleanField(allow_null=True)
-
-    def to_representation(self, instance: dict[str, Any]) -> dict[str, Any]:
-        return instance  # keys `from`/`to` are Python keywords: the dict is already the shape
-
-
 class VisualizeSerializer(serializers.Serializer):
     nodes = GraphNodeSerializer(many=True)
     edges = serializers.ListField(child=serializers.DictField())

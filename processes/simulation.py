@@ -15,6 +15,7 @@ from .engine.blueprint import Atom, Blueprint
 from .engine.simulation import SimulationResult, edge_rule_ids, simulate
 from .errors import InvalidInput
 from .models import WorkflowVersion
+from .prediction import predict_workflow, typical_durations
 
 MAX_COVERAGE_CASES = 100
 
@@ -28,16 +29,12 @@ def simulate_workflow(
 ) -> SimulationResult:
     """Dry-run the latest version; `predicted_duration` uses the observed durations of
     atoms that have enough history, SLA targets elsewhere."""
-    from .prediction import typical_durations
-
     version, blueprint = _workflow(workflow_id)
     return _simulate(version, blueprint, context, results, typical_durations(version.journey_id, blueprint))
 
 
 def dry_run(workflow_id: str, context: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, Any]:
     """POST /api/simulation/test-journey: what the simulate command prints, and the version."""
-    from .prediction import typical_durations
-
     version, blueprint = _workflow(workflow_id)
     outcome = _simulate(version, blueprint, context, results, typical_durations(version.journey_id, blueprint))
     return {"journey_id": workflow_id, "version": version.number, **outcome.as_dict()}
@@ -82,8 +79,6 @@ def simulation_page(
     often a predicted run visits them; edges carry `fired` (true, false, or null when the
     source was never decided) and the decision record of a conditional or default edge.
     """
-    from .prediction import predict_workflow, typical_durations
-
     version, blueprint = _workflow(workflow_id)
     definition = versions.definition_of(version.pk)
     outcome = _simulate(version, blueprint, context, results, typical_durations(version.journey_id, blueprint))

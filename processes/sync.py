@@ -2,7 +2,7 @@
 is validated, published as a new workflow version when it changed.
 
 In the GNDP system analysts draw and change journeys in Neo4j with other tools; this is
-how the engine picks them up. `manage.py sync_journeys`, the periodic job below and the
+how the engine picks them up. `manage.py sync_journeys`, the periodic job (`processes.jobs`) and the
 admin action on workflow versions all run `sync_journeys`. The store in use is read (Neo4j
 when NEO4J_URI is set, the embedded store otherwise); nothing is written back to it.
 Running processes keep the versions they started on: a new version only changes what new
@@ -11,16 +11,11 @@ processes run.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
-
-from celery import shared_task
 
 from .errors import InvalidInput, NotFound
 from .graph import get_store
 from .versions import latest_version, publish_stored_journey
-
-log = logging.getLogger(__name__)
 
 PUBLISHED, UNCHANGED, REJECTED = "published", "unchanged", "rejected"
 
@@ -91,21 +86,3 @@ def sync_journey(journey_id: str, *, store=None) -> JourneySync:
         return JourneySync(journey_id, PUBLISHED, version=version.number)
     latest = latest_version(journey_id)
     return JourneySync(journey_id, UNCHANGED, version=version.number, latest=latest.number if latest else None)
-
-
-@shared_task(name="processes.sync.sync_journeys_task", ignore_result=True)
-def sync_journeys_task() -> str:
-    """The periodic job: what `manage.py sync_journeys` does, logged instead of printed."""
-    from .graph.neo4j_store import GraphStoreUnavailable
-
-    try:
-        report = sync_journeys()
-    except GraphStoreUnavailable as exc:
-        log.warning("journey sync skipped: %s", exc.message)
-        return "unavailable"
-    for item in report.journeys:
-        if item.outcome == PUBLISHED:
-            log.info("journey sync: %s", item.line)
-        elif item.outcome == REJECTED:
-            log.warning("journey sync: %s", item.line)
-    return report.summary

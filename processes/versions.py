@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 
 from . import handlers
-from .engine.blueprint import Blueprint, StartRule, compile_blueprint, start_rule
+from .engine.blueprint import Blueprint, StartRule, compile_blueprint, containers, start_rule
 from .engine.bounds import Bounds
 from .errors import InvalidInput, NotFound
 from .graph import get_store
@@ -128,8 +128,6 @@ def _definition(version_id: int) -> dict[str, Any]:
 
 @lru_cache(maxsize=256)
 def _containers(version_id: int) -> frozenset[str]:
-    from .engine.blueprint import containers
-
     return frozenset(containers(_definition(version_id)))
 
 

@@ -13,6 +13,7 @@ from gndp import json_input
 from . import selectors, services
 from .errors import ServiceError
 from .models import ProcessStatus
+from .simulation import simulation_page, with_sample_results
 from .versions import latest_version
 
 
@@ -87,8 +88,6 @@ def journey_detail(request, journey_id: str):
 @login_required
 def simulate(request):
     """Pick a journey, enter a context (and results), see the simulated path and the prediction."""
-    from .simulation import simulation_page, with_sample_results
-
     workflows = selectors.all_workflows()
     data = request.POST if request.method == "POST" else request.GET
     workflow_id = data.get("workflow_id") or (workflows[0]["id"] if workflows else "")

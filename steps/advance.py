@@ -6,12 +6,11 @@ completion. Part of a step (`steps.transaction`), with the process row locked.
 from __future__ import annotations
 
 import logging
-import threading
 
 from django.db import transaction
 from django.utils import timezone
 
-from gndp.celery import app
+from gndp.enqueue import job
 from processes import sensitive, states
 from processes.engine import core
 from processes.engine.blueprint import Blueprint
@@ -27,7 +26,6 @@ from .rows import maker
 logger = logging.getLogger(__name__)
 
 RUN_SYSTEM_STEP = "processes.tasks.run_system_task"
-_registering = threading.Lock()
 
 
 def advance(process: ProcessInstance, blueprint: Blueprint, outcome: core.Step, log: EventLog, *,
@@ -131,21 +129,9 @@ def enqueue_system_steps(task_ids: list[int]) -> None:
     """Hand system steps to the workers, by the job's name (the services never import the
     jobs). A broker that is down loses nothing: the steps stay open in the database and the
     sweep `requeue_stale_system_tasks` sends them again."""
-    job = _job(RUN_SYSTEM_STEP)
+    run = job(RUN_SYSTEM_STEP)
     for task_id in task_ids:
         try:
-            job.delay(task_id)
+            run.delay(task_id)
         except Exception:  # noqa: BLE001
             logger.warning("could not enqueue system task %s; the sweep will retry", task_id, exc_info=True)
-
-
-def _job(name: str):
-    """The registered job of this name (eager in tests, as `.delay` is): a process that is
-    not a worker registers the jobs the first time one is asked for."""
-    if name not in app.tasks:
-        # One thread at a time: Celery's autodiscovery returns at once, having imported
-        # nothing, to a thread that calls it while another is inside it.
-        with _registering:
-            if name not in app.tasks:
-                app.loader.import_default_modules()
-    return app.tasks[name]

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from processes.models import ProcessInstance, ProcessUserObjectPermission
 from steps.rows import maker
 from steps.writes import Writes
 
-from .models import TaskGroupObjectPermission, TaskInstance, TaskUserObjectPermission
+from .models import TaskInstance, TaskUserObjectPermission
 
 TASK_PERMS = ("view_taskinstance", "change_taskinstance")
 PROCESS_VIEW = "view_processinstance"
@@ -98,44 +98,19 @@ def revoke_task_from_user(task: TaskInstance, user) -> None:
     TaskUserObjectPermission.objects.filter(content_object=task, user=user).delete()
 
 
-def grant_task_to_role(task: TaskInstance) -> None:
-    group = Group.objects.filter(name=task.role).first()
-    if group is None:
-        return
-    TaskGroupObjectPermission.objects.bulk_create(
-        [TaskGroupObjectPermission(content_object=task, group=group, permission_id=pid) for pid in _task_perm_ids()],
-        ignore_conflicts=True,
-    )
-
-
-def revoke_task_from_role(task: TaskInstance) -> None:
-    TaskGroupObjectPermission.objects.filter(content_object=task).delete()
-
-
 def revoke_tasks(task_ids: list[int]) -> None:
-    """Every grant on these tasks, to people and to roles: work on them is over (cancelled).
-    Who held one still sees it as before: visibility follows the assignee, not the grant."""
+    """Every grant on these tasks: work on them is over (cancelled). Who held one still sees
+    it as before: visibility follows the assignee, not the grant."""
     if task_ids:
         TaskUserObjectPermission.objects.filter(content_object_id__in=task_ids).delete()
-        TaskGroupObjectPermission.objects.filter(content_object_id__in=task_ids).delete()
 
 
 def grant_new_tasks(tasks: list[TaskInstance], writes: Writes) -> None:
-    """Grants for freshly routed tasks, in at most two statements whatever their number,
-    sent with the step's other writes."""
+    """Grants for freshly routed tasks that have an assignee, in one statement whatever their
+    number, sent with the step's other writes. A queued task needs none: its role's members
+    see it through their roles (`visible_tasks`)."""
     perm_ids = _task_perm_ids()
-    user_rows, group_rows = [], []
-    queued_roles = {t.role for t in tasks if not t.assigned_to_id and t.kind != "system"}
-    groups = {g.name: g for g in Group.objects.filter(name__in=queued_roles)} if queued_roles else {}
-    user_grant, group_grant = maker(TaskUserObjectPermission).new, maker(TaskGroupObjectPermission).new
-    for task in tasks:
-        if task.kind == "system":
-            continue
-        if task.assigned_to_id:
-            user_rows += [user_grant(content_object_id=task.pk, user_id=task.assigned_to_id, permission_id=pid)
-                          for pid in perm_ids]
-        elif task.role in groups:
-            group_rows += [group_grant(content_object_id=task.pk, group_id=groups[task.role].pk, permission_id=pid)
-                           for pid in perm_ids]
-    writes.insert(user_rows, ignore_conflicts=True)
-    writes.insert(group_rows, ignore_conflicts=True)
+    grant = maker(TaskUserObjectPermission).new
+    writes.insert([grant(content_object_id=task.pk, user_id=task.assigned_to_id, permission_id=pid)
+                   for task in tasks if task.assigned_to_id and task.kind != "system" for pid in perm_ids],
+                  ignore_conflicts=True)

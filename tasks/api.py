@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from gndp.api.idempotency import idempotent
+from processes.errors import InvalidInput
 
 from . import selectors, services
 from .models import TaskStatus
@@ -32,8 +33,6 @@ class TaskViewSet(viewsets.GenericViewSet):
     def inbox(self, request):
         status = request.query_params.get("status") or None
         if status and status not in TaskStatus.values:
-            from processes.errors import InvalidInput
-
             raise InvalidInput("unknown status", details={"status": f"one of {', '.join(TaskStatus.values)}"})
         tasks = selectors.inbox_page_source(request.user, username=request.query_params.get("user_id"), status=status)
         page = self.paginate_queryset(tasks)

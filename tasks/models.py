@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.db import models
 
 
@@ -148,27 +148,19 @@ class Profile(models.Model):
 
 # Object permissions (django-guardian) with direct foreign keys: the generic tables key
 # objects by a text column, which cannot join an inbox query on an index.
-from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase  # noqa: E402
+from guardian.models import UserObjectPermissionBase  # noqa: E402
 
 
-# Every routed task inserts its two permission rows: the foreign keys' own indexes are left
-# out, as the unique (user or group, permission, object) index leads with the one that is
-# looked up, and the object's index stays.
+# Every task routed to someone inserts its two permission rows: the foreign keys' own indexes
+# are left out, as the unique (user, permission, object) index leads with the one that is
+# looked up, and the object's index stays. A queued task has none: its role's members see it
+# through their roles (tasks.access.visible_tasks).
 class TaskUserObjectPermission(UserObjectPermissionBase):
     content_object = models.ForeignKey(TaskInstance, on_delete=models.CASCADE)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
     permission = models.ForeignKey(Permission, on_delete=models.CASCADE, db_index=False)
 
     class Meta(UserObjectPermissionBase.Meta):
-        pass
-
-
-class TaskGroupObjectPermission(GroupObjectPermissionBase):
-    content_object = models.ForeignKey(TaskInstance, on_delete=models.CASCADE)
-    group = models.ForeignKey(Group, on_delete=models.CASCADE, db_index=False)
-    permission = models.ForeignKey(Permission, on_delete=models.CASCADE, db_index=False)
-
-    class Meta(GroupObjectPermissionBase.Meta):
         pass
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .access import roles_of, sees_everything
+from .access import roles_of, sees_everything, visible_tasks
 from .models import TaskInstance
 
 
@@ -17,8 +17,6 @@ def can_work_task(user, task: TaskInstance) -> bool:
 
 
 def can_see_task(user, task: TaskInstance) -> bool:
-    from .access import visible_tasks
-
     if not user.is_authenticated:
         return False
     # Cheapest first: working a task needs no query beyond the user's roles.

@@ -51,7 +51,6 @@ def start_task(task_id: Any, *, user) -> TaskInstance:
             s.change_task(task, move="claim", started_at=now, assigned_to=user)
             s.event(EventType.TASK_ASSIGNED, task=task, assigned_to=user.get_username(), assigned_to_id=user.pk,
                     role=task.role, claimed=True)
-            access.revoke_task_from_role(task)
             access.grant_task_to_user(task, user)
         else:
             s.change_task(task, move="claim", started_at=now)
@@ -246,8 +245,6 @@ def _assign(s: Step, task: TaskInstance, new_user, event: str, *, changes: dict 
     s.change_task(task, assigned_to=new_user, **(changes or {}))
     if previous is not None:
         access.revoke_task_from_user(task, previous)
-    else:
-        access.revoke_task_from_role(task)
     access.grant_task_to_user(task, new_user)
     routing.stamp_assignments({new_user.pk: timezone.now()}, s.log.writes)
     s.event(event, task=task, assigned_to=new_user.get_username(), assigned_to_id=new_user.pk,

@@ -7,16 +7,15 @@ from functools import lru_cache
 from django.conf import settings
 
 from .base import GraphStore, JourneySummary
+from .embedded import EmbeddedGraphStore
 
 
 @lru_cache(maxsize=1)
 def get_store() -> GraphStore:
     if settings.NEO4J_URI:
-        from .neo4j_store import Neo4jGraphStore
+        from .neo4j_store import Neo4jGraphStore  # the driver loads only where Neo4j is configured
 
         return Neo4jGraphStore.from_settings()
-    from .embedded import EmbeddedGraphStore
-
     return EmbeddedGraphStore()
 
 

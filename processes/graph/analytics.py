@@ -37,7 +37,11 @@ from django.db.models import Count, F, Max, QuerySet, Window
 from django.db.models.functions import Collate, Lag
 from django.utils import timezone
 
+from tasks.models import OPEN_TASK_STATUSES, TaskInstance
+
 from ..models import EventType, ProcessEvent, ProcessInstance, ProcessStatus
+from ..versions import definition_of, latest_version
+from .base import GraphStoreUnavailable
 from .mirror import iso_timestamp, mirror_store
 
 log = logging.getLogger(__name__)
@@ -129,8 +133,6 @@ def travelled_paths(since: datetime, until: datetime, limit: int = DEFAULT_LIMIT
 
 
 def _answer(using: str | None, in_cypher, in_sql) -> Analysis:
-    from .neo4j_store import GraphStoreUnavailable
-
     if using not in (None, CYPHER, SQL):
         raise ValueError(f"using must be {CYPHER!r} or {SQL!r}, not {using!r}")
     store = None if using == SQL else mirror_store()
@@ -209,8 +211,6 @@ def _binary(expression):
 
 
 def _hotspots_sql(limit: int, processes: QuerySet | None) -> list[dict[str, Any]]:
-    from tasks.models import OPEN_TASK_STATUSES, TaskInstance
-
     # A running process's atom is active exactly while its task is open.
     tasks = TaskInstance.objects.filter(status__in=OPEN_TASK_STATUSES, process__status=RUNNING)
     if processes is not None:
@@ -264,8 +264,6 @@ def _paths_sql(since: datetime, until: datetime, limit: int, processes: QuerySet
 
 def _atom_names(journey_ids: set[str]) -> dict[tuple[str, str], str]:
     """(journey id, atom id) -> the atom's name in the journey's latest version."""
-    from ..versions import definition_of, latest_version
-
     names: dict[tuple[str, str], str] = {}
     for journey_id in sorted(journey_ids):
         version = latest_version(journey_id)

@@ -4,6 +4,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ServiceError
+
+
+# Here, not beside the Neo4j store that raises it: callers catch it without loading the driver.
+class GraphStoreUnavailable(ServiceError):
+    """Neo4j cannot be reached or refused us: a clear one-line reason, never a traceback."""
+
+    status = 503
+    code = "graph_store_unavailable"
+
 
 @dataclass(frozen=True)
 class JourneySummary:

@@ -18,7 +18,7 @@ cursor, the id of the last event mirrored, lives in the graph itself as
 `(:MirrorCursor {name, last_event_id})`: no SQL table, and a graph restored from an older
 backup starts again from its own, older cursor.
 
-Never inside a request's transaction: the Celery task `mirror_runtime` and `manage.py
+Never inside a request's transaction: the periodic job `mirror_runtime` (`processes.jobs`) and `manage.py
 graph_mirror` run it; `manage.py mirror_check` compares every process and reports what
 differs (`--repair`: and repairs it). When Neo4j is down the engine does not notice; the
 mirror resumes from its cursor when the server is back.
@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any, Callable, Iterable, Iterator
 
-from celery import shared_task
 from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
@@ -182,7 +181,7 @@ class Reconciliation:
 
 def mirror_store():
     """The Neo4j store when one is configured, else None: the mirror has nothing to do."""
-    from .neo4j_store import Neo4jGraphStore
+    from .neo4j_store import Neo4jGraphStore  # the driver loads only where Neo4j is configured
 
     store = get_store()
     return store if isinstance(store, Neo4jGraphStore) else None
@@ -247,23 +246,6 @@ def _cursor_of_this_log(store) -> int:
         store.write(_reset_cursor, CURSOR_NAME, 0)
         return 0
     return cursor
-
-
-@shared_task(name="processes.graph.mirror.mirror_runtime", ignore_result=True)
-def mirror_runtime(max_events: int = 10_000) -> str:
-    """The periodic job. Bounded per run so that a backlog is drained over several runs."""
-    from .neo4j_store import GraphStoreUnavailable
-
-    store = mirror_store()
-    if store is None:
-        return "off"
-    try:
-        run = mirror_events(store, max_events=max_events)
-    except GraphStoreUnavailable as exc:
-        # The engine does not depend on the graph: the next run resumes from the cursor.
-        log.warning("runtime mirror paused: %s", exc.message)
-        return "unavailable"
-    return f"{run.events} events, cursor {run.cursor}"
 
 
 # --- comparing and repairing -------------------------------------------------------------------

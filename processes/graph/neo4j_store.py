@@ -36,8 +36,7 @@ from django.conf import settings
 from neo4j import Driver, GraphDatabase, ManagedTransaction, unit_of_work
 from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, SessionExpired
 
-from ..errors import ServiceError
-from .base import GraphStore, JourneySummary
+from .base import GraphStore, GraphStoreUnavailable, JourneySummary
 from .mapping import Node, Rel, from_graph, to_graph
 
 log = logging.getLogger(__name__)
@@ -204,13 +203,6 @@ FIND_CONTAINER = (
 # The schema statements already run through each driver: a store is cheap to build (tests
 # build one per test), a round of index creation is not.
 _schema_done: weakref.WeakKeyDictionary[Driver, set[str]] = weakref.WeakKeyDictionary()
-
-
-class GraphStoreUnavailable(ServiceError):
-    """Neo4j cannot be reached or refused us: a clear one-line reason, never a traceback."""
-
-    status = 503
-    code = "graph_store_unavailable"
 
 
 @lru_cache(maxsize=8)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Collection, Final, Iterable
 
+from processes.engine.blueprint import DEFAULT_SYSTEM_RETRIES  # the canonical form omits the default
 from processes.engine.durations import format_duration, parse_duration
 from processes.engine.rules import (
     canonical_condition,
@@ -42,9 +43,6 @@ FIELD_TYPES: Final = ("string", "number", "integer", "boolean", "date", "choice"
 EDGE_TYPES: Final = ("ENABLES", "DEPENDS_ON", "PERFORMED_BY")
 CONDITION_KEYS: Final = ("rule", "rules", "condition", "default")
 
-# A failing handler is retried this many times unless the atom says otherwise. It must
-# equal processes.engine.blueprint.DEFAULT_SYSTEM_RETRIES: the canonical form omits it.
-DEFAULT_SYSTEM_RETRIES: Final = 3
 MAX_RETRIES: Final = 20
 
 # Keys each item may have, in the order the canonical form (and so `dump`) writes them.

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from anomalies.detection import detect, learn_step_stats
 from anomalies.models import Anomaly
-from anomalies.tasks import detect_anomalies
+from anomalies.jobs import detect_anomalies
 from processes.services import start_process
 from tasks.models import TaskInstance
 

@@ -195,7 +195,7 @@ def test_sla_timers_that_no_beat_fires_are_shown_too(children, background_versio
     exposition._cache.clear()
     assert metric(client.get("/metrics").content.decode(), "gndp_sla_timers_late") == "1.0"
     # and once the sweep runs (sent to the worker as the beat would), all is well again
-    from monitoring.tasks import sweep_sla
+    from monitoring.jobs import sweep_sla
 
     sweep_sla.delay()
     wait_until(lambda: TaskInstance.objects.get(pk=review.pk).sla_warned_at, 30, "the warning to fire")

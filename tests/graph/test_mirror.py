@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 
-from processes import graph, services
+from processes import graph, jobs, services
 from processes.graph import mirror
 from processes.models import EventType, ProcessEvent
 from processes.versions import publish_journey
@@ -262,7 +262,7 @@ def test_without_neo4j_the_job_is_off_and_the_commands_refuse(settings, capsys):
     settings.NEO4J_URI = ""
     graph.get_store.cache_clear()
 
-    assert mirror.mirror_runtime() == "off"
+    assert jobs.mirror_runtime() == "off"
     for command in ("graph_mirror", "mirror_check"):
         with pytest.raises(SystemExit):
             call_command(command)
@@ -281,16 +281,16 @@ def test_mirror_catches_up_after_the_server_was_away(mirror_settings, falkordb_s
         publish_journey(small_definition)
         first = run_to_the_split(clerk)
         second = run_to_the_split(clerk)
-        assert mirror.mirror_runtime().endswith(f"cursor {ProcessEvent.objects.latest('pk').pk}")
+        assert jobs.mirror_runtime().endswith(f"cursor {ProcessEvent.objects.latest('pk').pk}")
 
         # when: the server goes away while the processes advance, then comes back
         server.stop()
         complete(first, "atom-a", clerk)
         task_services.start_task(open_task(second, "atom-b").pk, user=checker)
         complete(second, "atom-b", checker)
-        assert mirror.mirror_runtime() == "unavailable"
+        assert jobs.mirror_runtime() == "unavailable"
         server.start()
-        caught_up = mirror.mirror_runtime()
+        caught_up = jobs.mirror_runtime()
 
         # then
         assert caught_up.endswith(f"cursor {ProcessEvent.objects.latest('pk').pk}")

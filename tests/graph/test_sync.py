@@ -12,7 +12,7 @@ import yaml
 from django.core.management import call_command
 from django.urls import reverse
 
-from processes import graph, handlers, services, sync
+from processes import graph, handlers, jobs, services
 from processes.graph.base import JourneySummary
 from processes.graph.embedded import EmbeddedGraphStore
 from processes.graph.neo4j_store import GraphStoreUnavailable
@@ -134,13 +134,13 @@ def test_an_empty_graph_store_syncs_nothing(db, capsys):
 def test_the_periodic_job_reports_and_survives_an_unreachable_store(db, monkeypatch):
     EmbeddedGraphStore().save_journey(small())
 
-    assert sync.sync_journeys_task() == "1 journeys in the graph store: 1 published, 0 unchanged, 0 rejected"
+    assert jobs.sync_journeys_task() == "1 journeys in the graph store: 1 published, 0 unchanged, 0 rejected"
 
     def unreachable(store=None):
         raise GraphStoreUnavailable("Neo4j at bolt://nowhere is unreachable")
 
-    monkeypatch.setattr(sync, "sync_journeys", unreachable)
-    assert sync.sync_journeys_task() == "unavailable"
+    monkeypatch.setattr(jobs, "sync_journeys", unreachable)
+    assert jobs.sync_journeys_task() == "unavailable"
 
 
 # --- the admin action ----------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from processes.engine import blueprint, rules
 from processes.journey import JourneyError, definition_hash, dump, normalize, parse_text, warnings
-from processes.journey import normalizer
 
 HANDLERS = {"noop", "set_context"}
 
@@ -196,10 +195,6 @@ def test_retries_other_than_the_default_are_kept():
 
     assert atoms[3]["retries"] == 0
     assert atoms[4]["retries"] == 5
-
-
-def test_default_retries_agree_with_the_engine():
-    assert normalizer.DEFAULT_SYSTEM_RETRIES == blueprint.DEFAULT_SYSTEM_RETRIES
 
 
 def test_durations_are_rewritten_canonically():

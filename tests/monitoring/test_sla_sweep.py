@@ -182,7 +182,7 @@ def test_unassigned_queue_task_escalates_to_the_roles_escalation_manager(
 
 
 def test_the_beat_task_runs_the_sweep(small_version, managed_clerk):
-    from monitoring.tasks import sweep_sla
+    from monitoring.jobs import sweep_sla
 
     start_small(managed_clerk)
 

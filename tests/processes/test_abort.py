@@ -20,7 +20,7 @@ from processes.errors import Conflict, ServiceError
 from processes.graph import mirror
 from processes.models import ProcessEvent, ProcessInstance
 from tasks import services as task_services
-from tasks.models import Profile, TaskGroupObjectPermission, TaskInstance, TaskUserObjectPermission
+from tasks.models import Profile, TaskInstance, TaskUserObjectPermission
 from tests.factories import UserFactory
 from tests.races import race
 
@@ -37,8 +37,7 @@ def to_the_split(clerk) -> ProcessInstance:
 
 
 def grants(task_ids) -> int:
-    return (TaskUserObjectPermission.objects.filter(content_object_id__in=task_ids).count()
-            + TaskGroupObjectPermission.objects.filter(content_object_id__in=task_ids).count())
+    return TaskUserObjectPermission.objects.filter(content_object_id__in=task_ids).count()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -47,7 +46,7 @@ def test_abort_cancels_each_open_task_through_the_guarded_writer_and_cancels_the
     process = to_the_split(clerk)
     open_tasks = {t.atom_id: t for t in TaskInstance.objects.filter(process=process, status="pending")}
     assert set(open_tasks) == {"atom-a", "atom-b"} and open_tasks["atom-b"].assigned_to_id is None
-    assert grants([t.pk for t in open_tasks.values()]) == 4  # view + change: the clerk's, the queue's
+    assert grants([t.pk for t in open_tasks.values()]) == 2  # view + change: the clerk's (a queued task has none)
     admin = UserFactory(username="abort-admin")
     admin.is_superuser = admin.is_staff = True
     admin.save()

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import override_settings
 
-from processes import audit
+from processes import hashchain
 from steps.events import EventLog
 from processes.models import ProcessEvent, ProcessInstance
 from processes.services import start_process
@@ -98,7 +98,7 @@ def test_a_changed_row_with_a_recomputed_hash_breaks_the_next_link(finished):
     events = list(ProcessEvent.objects.filter(process=first).order_by("id"))
     victim, after = events[3], events[4]
     forged_payload = {**victim.payload, "role": "role-forged"}
-    forged = audit.link(events[2].row_hash, audit.canonical(
+    forged = hashchain.link(events[2].row_hash, hashchain.canonical(
         process_id=victim.process_id, seq=victim.seq, type=victim.type, timestamp=victim.timestamp,
         user_id=victim.user_id, username=victim.username, task_id=victim.task_id, atom_id=victim.atom_id,
         payload=forged_payload))
@@ -212,7 +212,7 @@ def test_heads_kept_outside_catch_what_a_whole_chain_cannot_show(finished, tmp_p
     newest = ProcessEvent.objects.filter(process=second).order_by("-id")
     victim, before = newest[0], newest[1]
     forged_payload = {"forged": True}
-    forged = audit.link(before.row_hash, audit.canonical(
+    forged = hashchain.link(before.row_hash, hashchain.canonical(
         process_id=victim.process_id, seq=victim.seq, type=victim.type, timestamp=victim.timestamp,
         user_id=victim.user_id, username=victim.username, task_id=victim.task_id, atom_id=victim.atom_id,
         payload=forged_payload))

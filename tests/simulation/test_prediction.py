@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from processes import prediction, tasks as process_tasks
+from processes import jobs, prediction
 from processes.engine.blueprint import compile_blueprint
 from processes.engine.prediction import History, ProcessState, build_model, monte_carlo, path_duration
 from processes.journey import normalize
@@ -216,7 +216,7 @@ def test_the_job_clears_the_flag_of_a_process_that_ended(worker):
     process = start_process(workflow_id="journey-late", user=worker)
     ProcessInstance.objects.filter(pk=process.pk).update(at_risk=True, status="completed")
 
-    assert process_tasks.refresh_process_predictions() == 0
+    assert jobs.refresh_process_predictions() == 0
 
     process.refresh_from_db()
     assert process.at_risk is False

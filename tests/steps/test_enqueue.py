@@ -14,7 +14,8 @@ import json, threading
 import django
 django.setup()
 from gndp.celery import app
-from steps.advance import RUN_SYSTEM_STEP, _job
+from gndp.enqueue import job
+from steps.advance import RUN_SYSTEM_STEP
 
 assert RUN_SYSTEM_STEP not in app.tasks.keys(), "the jobs were imported before the first ask"
 start, found, failed = threading.Barrier(8), [], []
@@ -22,7 +23,7 @@ start, found, failed = threading.Barrier(8), [], []
 def ask():
     start.wait()
     try:
-        found.append(_job(RUN_SYSTEM_STEP).name)
+        found.append(job(RUN_SYSTEM_STEP).name)
     except Exception as exc:
         failed.append(repr(exc))
 

@@ -11,7 +11,8 @@ from . import detection
 log = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name="anomalies.tasks.detect_anomalies", acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)
 def detect_anomalies() -> dict:
     result = detection.detect()
     if result.opened or result.resolved:

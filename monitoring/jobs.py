@@ -16,7 +16,7 @@ from . import sla
 log = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name="monitoring.tasks.sweep_sla", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def sweep_sla() -> dict:
     result = sla.sweep()
     if result.warned or result.breached:

@@ -1,5 +1,11 @@
-"""Celery work: running system steps. Delivery is at-least-once (acks_late), so every
-entry point first checks the task is still open: a redelivered job finds it done."""
+"""Celery work of the processes: running system steps, the sweep that re-sends them, the
+predictions, the journey sync and the Neo4j mirror. Delivery is at-least-once (acks_late),
+so every job is safe to run twice: a redelivered system step finds its task done.
+
+Each job is registered under an explicit `name=`, which queued messages, the beat schedule
+(settings) and the services that enqueue by name (`gndp.enqueue`) carry: a renamed job
+would strand the messages already queued under its old name.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,24 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from steps.advance import enqueue_system_steps
+from steps.lockread import read_task
+from tasks.models import OPEN_TASK_STATUSES, TaskInstance
+from tasks.services import complete_system_task, system_task_failed
+
 from . import handlers, sensitive, versions
-from .graph.mirror import mirror_runtime  # noqa: F401  (registers the mirror job with the worker)
+from .graph.base import GraphStoreUnavailable
+from .graph.mirror import mirror_events, mirror_store
 from .models import ProcessInstance, ProcessStatus
-from .sync import sync_journeys_task  # noqa: F401  (registers the periodic sync with the worker)
+from .prediction import refresh_predictions
+from .sync import PUBLISHED, REJECTED, sync_journeys
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@shared_task(name="processes.tasks.run_system_task", bind=True, acks_late=True, reject_on_worker_lost=True,
+             max_retries=None)
 def run_system_task(self, task_id: int) -> str:
-    from tasks.models import OPEN_TASK_STATUSES
-    from steps.lockread import read_task
-    from tasks.services import complete_system_task, system_task_failed
-
     task = read_task(task_id)
     if task is None or task.status not in OPEN_TASK_STATUSES:
         if task is not None and self.request.retries:
@@ -54,21 +64,15 @@ def run_system_task(self, task_id: int) -> str:
 def _resend_open_system_tasks(process_id: int) -> None:
     """Hand the open system steps of a running process to the workers again (each run checks
     its step is still open first, so a step sent twice runs once)."""
-    from tasks.models import OPEN_TASK_STATUSES, TaskInstance
-
-    from steps.advance import enqueue_system_steps
-
     enqueue_system_steps(list(TaskInstance.objects.filter(
         process_id=process_id, kind="system", status__in=OPEN_TASK_STATUSES, process__status=ProcessStatus.RUNNING,
     ).values_list("pk", flat=True)))
 
 
-@shared_task
+@shared_task(name="processes.tasks.requeue_stale_system_tasks")
 def requeue_stale_system_tasks(older_than_seconds: int = 60) -> int:
     """Re-enqueue open system steps of running processes that nobody picked up (a broker
     outage at commit time, a lost message): the relay for system work. Safe to repeat."""
-    from tasks.models import OPEN_TASK_STATUSES, TaskInstance
-
     cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
     ids = list(
         TaskInstance.objects.filter(
@@ -81,10 +85,39 @@ def requeue_stale_system_tasks(older_than_seconds: int = 60) -> int:
     return len(ids)
 
 
-@shared_task
+@shared_task(name="processes.tasks.refresh_process_predictions")
 def refresh_process_predictions(limit: int = 500) -> int:
     """Predict when running processes finish and flag those that will miss their journey's
     target (ProcessInstance.predicted_finish, at_risk). Periodic; safe to repeat."""
-    from .prediction import refresh_predictions
-
     return refresh_predictions(limit=limit)
+
+
+@shared_task(name="processes.sync.sync_journeys_task", ignore_result=True)
+def sync_journeys_task() -> str:
+    """The periodic journey sync: what `manage.py sync_journeys` does, logged instead of printed."""
+    try:
+        report = sync_journeys()
+    except GraphStoreUnavailable as exc:
+        log.warning("journey sync skipped: %s", exc.message)
+        return "unavailable"
+    for item in report.journeys:
+        if item.outcome == PUBLISHED:
+            log.info("journey sync: %s", item.line)
+        elif item.outcome == REJECTED:
+            log.warning("journey sync: %s", item.line)
+    return report.summary
+
+
+@shared_task(name="processes.graph.mirror.mirror_runtime", ignore_result=True)
+def mirror_runtime(max_events: int = 10_000) -> str:
+    """The periodic Neo4j mirror. Bounded per run so that a backlog is drained over several runs."""
+    store = mirror_store()
+    if store is None:
+        return "off"
+    try:
+        run = mirror_events(store, max_events=max_events)
+    except GraphStoreUnavailable as exc:
+        # The engine does not depend on the graph: the next run resumes from the cursor.
+        log.warning("runtime mirror paused: %s", exc.message)
+        return "unavailable"
+    return f"{run.events} events, cursor {run.cursor}"
