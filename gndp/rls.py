@@ -138,7 +138,7 @@ def _apply(execute, sql, params, many, context):
 
 
 def open_transaction_scope(connection) -> None:
-    """For a transaction opened by hand (`processes.writes.pipelined`): send the scope that
+    """For a transaction opened by hand (`steps.writes.pipelined`): send the scope that
     `_apply` sends with a transaction's first statement, where it would."""
     if _apply in connection.execute_wrappers:
         _set_transaction_scope(connection)

@@ -239,7 +239,7 @@ def _deliver_once(events: list[ProcessEvent]) -> list[Notification]:
     with transaction.atomic():
         claimed = _claim([event.pk for event in events])
         created = build([event for event in events if event.pk in claimed])
-        # In one statement whose values are prepared as a step's are (`processes.writes`).
+        # In one statement whose values are prepared as a step's are (`steps.writes`).
         writes = Writes()
         writes.insert(created)
         writes.execute()

@@ -134,7 +134,7 @@ def pick_statement(name: str) -> str:
 def _pick_sql(strategy: Strategy) -> str:
     """The routing query on PostgreSQL: the hot path of every step, so one statement that
     chooses among the role's active, available members and draws the new task's id, which
-    the step's other writes refer to (`processes.writes`). It locks no profile: the people
+    the step's other writes refer to (`steps.writes`). It locks no profile: the people
     this transaction chose already count as stamped at the time they were chosen (read from
     `gndp.route_stamps`), and it adds its own choice there for the next."""
     order_by = [term.format(open_tasks=_OPEN_COUNT) for term in strategy.statement_order()]

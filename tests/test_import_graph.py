@@ -13,13 +13,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from processes.journey.cycles import find_cycles
+
 ROOT = Path(__file__).resolve().parent.parent
 # Every top-level package but the tests, which nothing imports.
 PACKAGES = sorted(path.parent.name for path in ROOT.glob("*/__init__.py") if path.parent.name != "tests")
-
-# Cycles accepted for now, each as the set of its modules, with the reason beside it.
-ALLOWED_CYCLES: list[frozenset[str]] = []
-
 
 def project_modules() -> dict[str, Path]:
     modules = {}
@@ -65,45 +63,9 @@ def import_graph() -> dict[str, dict[str, int]]:
 
 
 def cycles(graph: dict[str, dict[str, int]]) -> list[frozenset[str]]:
-    """The strongly connected components of more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[frozenset[str]] = []
-    for start in graph:
-        if start in index:
-            continue
-        work = [(start, iter(graph[start]))]
-        index[start] = low[start] = len(index)
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, edges = work[-1]
-            for target in edges:
-                if target not in index:
-                    index[target] = low[target] = len(index)
-                    stack.append(target)
-                    on_stack.add(target)
-                    work.append((target, iter(graph[target])))
-                    break
-                if target in on_stack:
-                    low[node] = min(low[node], index[target])
-            else:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    component = set()
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.add(member)
-                        if member == node:
-                            break
-                    if len(component) > 1:
-                        found.append(frozenset(component))
-    return found
+    """One cycle (its modules) for each group of modules that reach each other."""
+    arcs = ((source, target) for source, targets in graph.items() for target in targets)
+    return [frozenset(cycle) for cycle in find_cycles(list(graph), arcs)]
 
 
 def describe(component: frozenset[str], graph: dict[str, dict[str, int]]) -> str:
@@ -115,10 +77,10 @@ def describe(component: frozenset[str], graph: dict[str, dict[str, int]]) -> str
 def test_no_module_of_the_project_is_part_of_an_import_cycle():
     """Given the import statements of every module of the project's packages,
     when they are read as a graph of which module imports which,
-    then no module reaches itself, but through the cycles the allow-list names."""
+    then no module reaches itself."""
     graph = import_graph()
 
-    found = [component for component in cycles(graph) if component not in ALLOWED_CYCLES]
+    found = cycles(graph)
 
     assert not found, "import cycles:\n" + "\n\n".join(describe(component, graph) for component in found)
 

@@ -11,7 +11,7 @@ A response that revealed sensitive fields (processes.sensitive) is stored encryp
 so the table never holds their plaintext either.
 
 Every write a client retries safely pays for this, so the record is read and written in
-statements written once (`processes.rows`, `processes.writes`) rather than compiled by the
+statements written once (`steps.rows`, `steps.writes`) rather than compiled by the
 ORM each time, the read travels with the transaction's BEGIN, and the record's INSERT with
 its COMMIT: the same transaction, four round trips fewer.
 """

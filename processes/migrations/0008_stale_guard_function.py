@@ -1,4 +1,4 @@
-"""The guard of a step's conditional updates raises in SQL (`processes.writes`): a step's
+"""The guard of a step's conditional updates raises in SQL (`steps.writes`): a step's
 writes can then travel with their transaction's COMMIT, which must not happen after a guard
 that refused. PostgreSQL only: other databases run a step's writes one by one and check
 each update's row count."""

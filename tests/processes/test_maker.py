@@ -1,4 +1,4 @@
-"""`processes.rows.maker` makes the instances the model's constructor and `from_db` make: the
+"""`steps.rows.maker` makes the instances the model's constructor and `from_db` make: the
 same attribute values, related instances cached alike, the same state, for every installed
 model it makes itself, and the constructor's own answer for the others."""
 

@@ -1,4 +1,4 @@
-"""A step's writes prepare a value as the ORM would have (`processes.writes._Column`), taking it
+"""A step's writes prepare a value as the ORM would have (`steps.writes._Column`), taking it
 as it is only where the ORM would have left it unchanged (`_passes`): checked for every field of
 every installed model, against values of many types, on the test run's own database backend."""
 
