@@ -7,20 +7,15 @@ not send more than the sign-in form needs. The server's memory does not grow wit
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from rest_framework.authtoken.models import Token
 
-from tests.conftest import ROOT, _database_url
+from tests import servers
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -29,31 +24,9 @@ MiB = 1024 * 1024
 
 @pytest.fixture
 def server(transactional_db, tmp_path):
-    from django.db import connection
-    from tests.web.conftest import free_port
-
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=_database_url(), PYTHONPATH=str(ROOT), CELERY_TASK_ALWAYS_EAGER="1")
-    if connection.vendor == "sqlite":
-        env["SQLITE_PATH"] = connection.settings_dict["NAME"]
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "gndp.asgi:application", "--port", str(port),
-                             "--log-level", "warning"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.2)
-    proc.port = port
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
-    log.close()
+    with servers.running(servers.server_env(CELERY_TASK_ALWAYS_EAGER="1"), tmp_path / "server.log",
+                         args=("--log-level", "warning")) as server:
+        yield server
 
 
 def rss_kib(pid: int) -> int:

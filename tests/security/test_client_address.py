@@ -10,13 +10,7 @@ sign-in page and the admin's, in this process and in the app served by uvicorn t
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,7 +21,8 @@ import pytest
 from django.test import Client
 
 from gndp.addresses import client_address
-from tests.conftest import ROOT, _database_url
+from tests import servers
+from tests.conftest import ROOT
 from tests.factories import UserFactory
 
 PASSWORD = "correct horse"
@@ -167,33 +162,10 @@ def run_script_server_flags() -> list[str]:
 
 @pytest.fixture
 def served(transactional_db, tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, DATABASE_URL=_database_url(), PYTHONPATH=str(ROOT), GNDP_LOGIN_FAILURE_LIMIT="5",
-               GNDP_LOGIN_ACCOUNT_FAILURE_LIMIT="20", GNDP_TRUSTED_PROXIES="")
-    from django.db import connection
-
-    if connection.vendor == "sqlite":
-        env["SQLITE_PATH"] = connection.settings_dict["NAME"]
-    log_path = tmp_path / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "gndp.asgi:application", "--host", "127.0.0.1",
-                                 "--port", str(port), *run_script_server_flags()],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/accounts/login/", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
+    env = servers.server_env(GNDP_LOGIN_FAILURE_LIMIT="5", GNDP_LOGIN_ACCOUNT_FAILURE_LIMIT="20",
+                             GNDP_TRUSTED_PROXIES="")
+    with servers.running(env, tmp_path / "server.log", args=tuple(run_script_server_flags())) as server:
+        yield server.url
 
 
 def served_sign_in(url: str, username: str, password: str, forwarded: str) -> tuple[int, str, bool]:

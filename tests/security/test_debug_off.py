@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import stat
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,7 +22,8 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.conftest import ROOT, _database_url
+from tests import servers
+from tests.conftest import ROOT
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.slow]
@@ -37,35 +36,15 @@ BOUND = "127.0.0.2"  # an address of its own on loopback, as `HOST=... make run`
 
 
 def product_env(var_dir) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in PRODUCT_ENV_DROPPED}
-    env.update(DATABASE_URL=_database_url(), PYTHONPATH=str(ROOT), GNDP_VAR_DIR=str(var_dir), HOST=BOUND,
-               CELERY_TASK_ALWAYS_EAGER="1")
-    if connection.vendor == "sqlite":
-        env["SQLITE_PATH"] = connection.settings_dict["NAME"]
-    return env
+    base = {key: value for key, value in os.environ.items() if key not in PRODUCT_ENV_DROPPED}
+    return servers.server_env(base, GNDP_VAR_DIR=str(var_dir), HOST=BOUND, CELERY_TASK_ALWAYS_EAGER="1")
 
 
 def start_server(env, port: int, log_path):
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "gndp.asgi:application", "--host", BOUND,
-                             "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://{BOUND}:{port}/accounts/login/", timeout=1)
-            return proc
-        except urllib.error.HTTPError as exc:
-            pytest.fail(f"the sign-in page answered {exc.code}:\n{exc.read()[:2000]!r}")
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    return servers.start(env, log_path, host=BOUND, port=port, args=("--log-level", "warning"))
 
 
-def stop(proc) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
+stop = servers.stop
 
 
 def fetch(url: str, *, data: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, str]:
@@ -128,11 +107,9 @@ def leaks(text: str) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_product_server_shows_no_debug_page_and_just_works(tmp_path):
-    from tests.web.conftest import free_port
-
     user = UserFactory(username="reader")
     token = Token.objects.create(user=user).key
-    port = free_port()
+    port = servers.free_port(BOUND)
     env = product_env(tmp_path / "var")
     server = start_server(env, port, tmp_path / "server.log")
     base = f"http://{BOUND}:{port}"
@@ -185,8 +162,6 @@ def test_the_product_server_shows_no_debug_page_and_just_works(tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_a_server_error_on_the_product_server_gives_the_generic_answers(tmp_path, small_version):
     """A database error whose text looks like SQL, on the API and on a page."""
-    from tests.web.conftest import free_port
-
     user = UserFactory(username="starter", roles=["role-clerk"])
     token = Token.objects.create(user=user).key
     with connection.cursor() as cursor:
@@ -197,7 +172,7 @@ def test_a_server_error_on_the_product_server_gives_the_generic_answers(tmp_path
             CREATE TRIGGER test_fail_insert BEFORE INSERT ON processes_processevent
                 FOR EACH ROW EXECUTE FUNCTION test_fail_insert();
         """)
-    port = free_port()
+    port = servers.free_port(BOUND)
     server = start_server(product_env(tmp_path / "var"), port, tmp_path / "server.log")
     try:
         api = fetch(f"http://{BOUND}:{port}/api/processes/start", data=b'{"journey_id": "journey-small"}',

@@ -2,27 +2,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from django.core.management import call_command
 
-from tests.conftest import ROOT, _database_url
+from tests import servers
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -30,29 +18,8 @@ def live_app(transactional_db, tmp_path):
     """The real app under uvicorn on the test database, with the demo loaded; system steps
     run eagerly inside it, so no worker is needed."""
     call_command("seed_demo", verbosity=0)
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=_database_url(), CELERY_TASK_ALWAYS_EAGER="1", PYTHONPATH=str(ROOT))
-    from django.db import connection
-
-    if connection.vendor == "sqlite":
-        env["SQLITE_PATH"] = connection.settings_dict["NAME"]
-    log_path = tmp_path / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "gndp.asgi:application", "--port", str(port)],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/accounts/login/", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
+    with servers.running(servers.server_env(CELERY_TASK_ALWAYS_EAGER="1"), tmp_path / "server.log") as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
