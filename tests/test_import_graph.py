@@ -14,6 +14,7 @@ import ast
 from pathlib import Path
 
 from processes.journey.cycles import find_cycles
+from tests.source import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every top-level package but the tests, which nothing imports.
@@ -39,7 +40,7 @@ def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> dict[st
 
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: dict[str, int] = {}
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from processes.graph import analytics, mirror, neo4j_store
+from tests.source import parse
 
 MODULES = [Path(neo4j_store.__file__), Path(mirror.__file__), Path(analytics.__file__)]
 CYPHER = re.compile(r"\b(MATCH|MERGE|CREATE|UNWIND|RETURN|DELETE|DETACH|SET|REMOVE|CALL)\b")
 
 
 def parsed(path: Path) -> ast.Module:
-    return ast.parse(path.read_text(), filename=str(path))
+    return parse(path.read_text(), str(path))
 
 
 def constant_names(tree: ast.Module) -> set[str]:

@@ -15,6 +15,7 @@ from processes import services
 from processes.models import ProcessEvent
 from tasks.models import TaskInstance, TaskUserObjectPermission
 from tests.factories import UserFactory
+from tests.source import parse
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 WRITER = ROOT / "steps" / "changes.py"
@@ -31,7 +32,7 @@ def task_writes_outside_the_writer() -> list[str]:
         if parts & {".venv", "tests", "var", "node_modules", "migrations"} or path == WRITER:
             continue
         source = path.read_text()
-        for node in ast.walk(ast.parse(source)):
+        for node in ast.walk(parse(source)):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITES):
                 continue
             receiver = ast.get_source_segment(source, node.func.value) or ""
