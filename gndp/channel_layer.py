@@ -16,7 +16,6 @@ from collections import defaultdict
 from typing import Iterable
 
 from channels_redis.core import RedisChannelLayer
-from channels_redis.utils import create_pool
 
 
 # How many members of each group joined within the expiry: those `group_send` would keep
@@ -31,15 +30,11 @@ return counts
 
 
 class BatchingRedisChannelLayer(RedisChannelLayer):
-    def create_pool(self, index):
-        # A consumer waits for its next message in a blocking pop of `brpop_timeout` seconds
-        # on the server; redis-py 8 gives every read a 5 s timeout of its own, which that pop
-        # races, and a lost race closed the WebSocket (about once in 15 minutes a socket). A
-        # read waits for the pop to end, and some seconds more.
-        host = self.hosts[index]
-        if "socket_timeout" not in host:
-            host = {**host, "socket_timeout": self.brpop_timeout + 5}
-        return create_pool(host)
+    # A consumer waits for its next message in a blocking pop of this many seconds on the
+    # server. redis-py 8 gives every read 5 s, which channels-redis's own 5 s pop races: a
+    # lost race raised TimeoutError in the consumer and closed its WebSocket (about once in
+    # 15 minutes a socket). The pop ends well before the read's timeout.
+    brpop_timeout = 2
 
     async def listened(self, groups: Iterable[str]) -> set[str]:
         """The groups among `groups` that have members: one script per Redis server."""
