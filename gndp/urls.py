@@ -32,6 +32,7 @@ pages = [
     path("inbox/", task_views.inbox, name="inbox"),
     path("tasks/<int:task_id>/", task_views.task_detail, name="task-page"),
     path("tasks/<int:task_id>/claim/", task_views.task_claim, name="task-claim"),
+    path("tasks/<int:task_id>/cancel/", task_views.task_cancel, name="task-cancel"),
     path("processes/", process_views.process_list, name="process-list-page"),
     path("processes/start/", process_views.start, name="process-start-page"),
     path("processes/<int:process_id>/", process_views.process_detail, name="process-page"),

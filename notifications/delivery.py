@@ -80,7 +80,7 @@ def drafts_for(event: ProcessEvent, process: ProcessInstance) -> list[Draft]:
             add(previous, Kind.TASK_REASSIGNED_AWAY)
     elif event.type == EventType.SLA_WARNING:
         add(new, Kind.SLA_WARNING, own_action_too=True)
-    elif event.type == EventType.TASK_CANCELLED:
+    elif event.type in (EventType.TASK_CANCELLED, EventType.TASK_WITHDRAWN):
         add(new, Kind.TASK_CANCELLED)
     elif event.type == EventType.PROCESS_COMPLETED:
         add(process.started_by_id, Kind.PROCESS_COMPLETED, own_action_too=True)
@@ -144,6 +144,11 @@ def compose(kind: str, event: ProcessEvent, process: ProcessInstance, task: Task
         return f"{task_name} was escalated to you", f"{why[0].upper()}{why[1:]} ({what}).", task_url()
     if kind == Kind.TASK_CANCELLED:
         why = f": {payload['reason']}" if payload.get("reason") else ""
+        if event.type == EventType.TASK_WITHDRAWN:
+            return (f"{task_name} was withdrawn", f"Another step of {what} was done first, so it is no longer needed.",
+                    process_url())
+        if payload.get("withdrawn"):
+            return f"{task_name} was cancelled", f"{actor} withdrew it from {what}{why}."[:1000], process_url()
         return (f"{task_name} was cancelled", f"{actor} aborted {what}{why}."[:1000], process_url())
     if kind == Kind.SLA_WARNING:
         return f"{task_name} is past its due time", f"It was due at {payload.get('deadline', '?')} ({what}).", task_url()

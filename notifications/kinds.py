@@ -15,7 +15,7 @@ class Kind(models.TextChoices):
     PROCESS_COMPLETED = "process_completed", "A process you started completed"
     PROCESS_FAILED = "process_failed", "A process you started failed"
     MENTIONED = "mentioned", "Someone mentioned you in a comment"
-    TASK_CANCELLED = "task_cancelled", "A task of yours was cancelled (its process was aborted)"
+    TASK_CANCELLED = "task_cancelled", "A task of yours was cancelled or withdrawn"
 
 
 class Channel(models.TextChoices):
@@ -42,5 +42,5 @@ DEFAULT_CHANNELS: dict[str, tuple[str, ...]] = {
 NOTIFYING_EVENTS = frozenset({
     EventType.TASK_ASSIGNED, EventType.TASK_REASSIGNED, EventType.TASK_ESCALATED, EventType.SLA_WARNING,
     EventType.PROCESS_COMPLETED, EventType.PROCESS_FAILED, DiscussionEventType.COMMENT_ADDED,
-    EventType.TASK_CANCELLED,
+    EventType.TASK_CANCELLED, EventType.TASK_WITHDRAWN,
 })

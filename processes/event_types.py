@@ -64,6 +64,7 @@ class EventType(models.TextChoices):
     TASK_FAILED = "task.failed"
     TASK_RETRIED = "task.retried"
     TASK_CANCELLED = "task.cancelled"
+    TASK_WITHDRAWN = "task.withdrawn"
     TASK_UNROUTABLE = "task.unroutable"
     SLA_WARNING = "sla.warning"
     SLA_BREACHED = "sla.breached"

@@ -10,7 +10,7 @@ from tasks.access import visible_processes
 
 from . import start_rights, versions
 from .engine import core
-from .engine.blueprint import containers
+from .engine.blueprint import Atom, containers
 from .errors import NotFound
 from .models import ProcessInstance, WorkflowVersion
 
@@ -26,15 +26,17 @@ def process_for(user, process_id: Any) -> ProcessInstance:
         raise NotFound(f"process {process_id} not found") from None
 
 
+def atom_node(atom: Atom, state: str) -> dict[str, Any]:
+    """An atom as the graphs draw it: `choose` and `then` mark an exclusive choice and a race."""
+    return {"id": atom.id, "name": atom.name, "kind": atom.kind, "role": atom.role, "state": state,
+            "choose": atom.choose, "then": atom.then}
+
+
 def graph_of(process: ProcessInstance) -> dict[str, list[dict[str, Any]]]:
     """Every atom with its state and every edge with whether it fired (null: undecided)."""
     blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
     runtime = core.Runtime.stored(process.atom_states, process.fired_edges)
-    nodes = [
-        {"id": atom.id, "name": atom.name, "kind": atom.kind, "role": atom.role,
-         "state": runtime.states.get(atom.id, core.WAITING)}
-        for atom in blueprint.atoms.values()
-    ]
+    nodes = [atom_node(atom, runtime.states.get(atom.id, core.WAITING)) for atom in blueprint.atoms.values()]
     edges = [
         {"from": edge.source, "to": edge.target, "type": "ENABLES", "fired": runtime.edge_fired(edge.source, edge.target),
          "default": edge.default, "conditional": edge.conditional}
@@ -145,8 +147,7 @@ def timeline(process: ProcessInstance) -> list[dict[str, Any]]:
 def version_graph(version_id: int, container_id: str) -> dict[str, list[dict[str, Any]]]:
     """A workflow's graph with nothing decided yet: the journey pages draw it."""
     blueprint = versions.get_blueprint(version_id, container_id)
-    nodes = [{"id": a.id, "name": a.name, "kind": a.kind, "role": a.role, "state": "waiting"}
-             for a in blueprint.atoms.values()]
+    nodes = [atom_node(atom, core.WAITING) for atom in blueprint.atoms.values()]
     edges = [{"from": e.source, "to": e.target, "type": "ENABLES", "fired": None, "default": e.default,
               "conditional": e.conditional} for e in blueprint.edges]
     edges += [{"from": a, "to": t, "type": "DEPENDS_ON", "fired": None, "default": False, "conditional": False}

@@ -9,6 +9,7 @@ from gndp.api.representation import BuiltOnceFields
 
 from . import event_types, sensitive
 from .engine import core
+from .engine.blueprint import CHOOSE, THEN
 from .models import ProcessEvent, ProcessInstance
 
 
@@ -100,6 +101,9 @@ class GraphNodeSerializer(serializers.Serializer):
     kind = serializers.CharField()
     state = serializers.ChoiceField(choices=list(core.STATES))
     role = serializers.CharField(allow_null=True)
+    choose = serializers.ChoiceField(choices=list(CHOOSE), help_text="first: an exclusive choice (one edge fires)")
+    then = serializers.ChoiceField(choices=list(THEN), allow_null=True,
+                                   help_text="first_done: the atoms it enables race; the first done wins")
 
 
 class VisualizeSerializer(serializers.Serializer):

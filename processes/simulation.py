@@ -16,6 +16,7 @@ from .engine.simulation import SimulationResult, edge_rule_ids, simulate
 from .errors import InvalidInput
 from .models import WorkflowVersion
 from .prediction import predict_workflow, typical_durations
+from .selectors import atom_node
 
 MAX_COVERAGE_CASES = 100
 
@@ -97,8 +98,7 @@ def _graph(blueprint: Blueprint, definition, outcome: SimulationResult, visits: 
     skipped = set(outcome.skipped_atoms)
     placed = _placement(definition)
     nodes = [
-        {"id": atom.id, "name": atom.name, "kind": atom.kind, "role": atom.role,
-         "state": core.COMPLETED if atom.id in order else core.SKIPPED if atom.id in skipped else core.WAITING,
+        {**atom_node(atom, core.COMPLETED if atom.id in order else core.SKIPPED if atom.id in skipped else core.WAITING),
          "order": order.get(atom.id), "visit_probability": visits.get(atom.id), **placed.get(atom.id, {})}
         for atom in blueprint.atoms.values()
     ]

@@ -36,9 +36,12 @@ def process_list(request):
 @login_required
 def process_detail(request, process_id: int):
     process = selectors.process_for(request.user, process_id)
+    graph = selectors.graph_of(process)
     context = {
         "process": process,
-        "graph": selectors.graph_of(process),
+        "graph": graph,
+        "graph_gates": {"first": any(n["choose"] == "first" for n in graph["nodes"]),
+                        "race": any(n["then"] for n in graph["nodes"])},
         "timeline": selectors.timeline(process),
         "context_items": selectors.masked_context(process),
         "open_tasks": process.tasks.filter(status__in=["pending", "in_progress"]).select_related("assigned_to"),

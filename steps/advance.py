@@ -16,10 +16,10 @@ from processes.engine import core
 from processes.engine.blueprint import Blueprint
 from processes.models import EventType, ProcessInstance, ProcessStatus
 from tasks import access, routing
-from tasks.models import PRIORITY_RANK, TaskInstance
+from tasks.models import OPEN_TASK_STATUSES, PRIORITY_RANK, TaskInstance
 from tasks.strategies import DEFAULT
 
-from . import lookahead, tricks
+from . import changes, lookahead, tricks
 from .events import EventLog
 from .rows import maker
 
@@ -44,6 +44,11 @@ def advance(process: ProcessInstance, blueprint: Blueprint, outcome: core.Step, 
     now = timezone.now()
     routes = routes or {}
     closing_id = closing.pk if closing is not None else None
+    if outcome.withdrawn:
+        withdrawn = (TaskInstance.objects.filter(process=process, atom_id__in=outcome.withdrawn,
+                                                 status__in=OPEN_TASK_STATUSES)
+                     .exclude(pk=closing_id).select_related("assigned_to").order_by("pk"))
+        close_tasks(process, list(withdrawn), log, EventType.TASK_WITHDRAWN, now)
     unrouted = [atom_id for atom_id in outcome.activated if atom_id not in routes]
     if router is None and len(unrouted) > 1 and tricks.on("lookahead"):
         routes = {**routes, **lookahead.route_together(blueprint, unrouted, closing=closing_id)}
@@ -79,6 +84,20 @@ def advance(process: ProcessInstance, blueprint: Blueprint, outcome: core.Step, 
         process.status = ProcessStatus.RUNNING
     log.writes.update(process, fields)
     return tasks
+
+
+def close_tasks(process: ProcessInstance, tasks: list[TaskInstance], log: EventLog, event: str, now,
+                **payload) -> None:
+    """Cancel these open (or failed) tasks of the process, read under its lock: each through
+    the one writer, its grants revoked, and `event` recorded with `payload` and whose it was."""
+    for task in tasks:
+        was = task.status
+        changes.change_task(task, log.writes, move="cancel", completed_at=now)
+        queued = task.kind == "human" and task.assigned_to_id is None
+        log.add(process, event, task=task, previous_status=was, role=task.role, queued=queued,
+                assigned_to_id=task.assigned_to_id,
+                assigned_to=task.assigned_to.get_username() if task.assigned_to_id else None, **payload)
+    access.revoke_tasks([task.pk for task in tasks])
 
 
 def _record_created(process: ProcessInstance, task: TaskInstance, log: EventLog) -> None:

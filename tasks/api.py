@@ -12,7 +12,7 @@ from processes.errors import InvalidInput
 
 from . import selectors, services
 from .models import TaskStatus
-from .serializers import CompleteSerializer, ReassignSerializer, StatsSerializer, TaskSerializer
+from .serializers import CancelSerializer, CompleteSerializer, ReassignSerializer, StatsSerializer, TaskSerializer
 
 USER_PARAM = OpenApiParameter("user_id", str, description="A user name; defaults to the caller.")
 STATUS_PARAM = OpenApiParameter("status", str, enum=[s.value for s in TaskStatus],
@@ -72,6 +72,14 @@ class TaskViewSet(viewsets.GenericViewSet):
     @idempotent
     def escalate(self, request, pk=None):
         return self._respond(services.escalate_task(pk, user=request.user))
+
+    @extend_schema(request=CancelSerializer, responses=TaskSerializer)
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def cancel(self, request, pk=None):
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._respond(services.cancel_task(pk, user=request.user, reason=serializer.validated_data["reason"]))
 
     @extend_schema(request=None, responses=TaskSerializer)
     @action(detail=True, methods=["post"])

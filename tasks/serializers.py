@@ -55,6 +55,10 @@ class ReassignSerializer(serializers.Serializer):
     new_assignee = serializers.CharField(max_length=150)
 
 
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
 class StatsSerializer(serializers.Serializer):
     pending = serializers.IntegerField()
     in_progress = serializers.IntegerField()

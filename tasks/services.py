@@ -23,7 +23,7 @@ from processes import sensitive
 from processes.engine import core
 from processes.errors import Conflict, Forbidden, InvalidInput, NotFound
 from processes.models import EventType, ProcessInstance, ProcessStatus
-from steps.advance import enqueue_system_steps
+from steps.advance import close_tasks, enqueue_system_steps
 from steps.transaction import Step, step
 
 from . import access, routing
@@ -161,20 +161,43 @@ def retry_task(task_id: Any, *, user) -> TaskInstance:
     return task
 
 
+@retry_transaction
+def cancel_task(task_id: Any, *, user, reason: str = "") -> TaskInstance:
+    """Withdraw an open task (its manager's or an administrator's decision): the task is
+    cancelled, its atom skipped, and the flow goes on as for any skip."""
+    with step(task=task_id, actor=user) as s:
+        task = s.task
+        _require_visible(user, task, task_id)
+        _require_status(task, *OPEN_TASK_STATUSES)
+        _require_running(s.process)
+        if not may_cancel(user, task):
+            raise Forbidden("only the task's manager or an administrator may cancel it")
+        process = s.process
+        try:
+            outcome = core.withdraw(s.blueprint, s.runtime(), sensitive.reveal(sensitive.paths_of(process),
+                                                                               process.context), task.atom_id)
+        except core.AtomNotActive as exc:
+            raise Conflict(str(exc), code="atom_not_active") from exc
+        close_tasks(process, [task], s.log, EventType.TASK_CANCELLED, timezone.now(), reason=reason, withdrawn=True)
+        s.advance(outcome, closing=task)
+    return task
+
+
+def may_cancel(user, task: TaskInstance) -> bool:
+    """An administrator, or the task's manager: the person its escalation goes to."""
+    if user.is_superuser or user.is_staff:
+        return True
+    target = _escalation_target(task)
+    return target is not None and target.pk == user.pk
+
+
 def cancel_open_tasks(s: Step, *, reason: str, now) -> list[TaskInstance]:
-    """Cancel every open (or failed) task of the step's process: each through the one
-    writer, its grants revoked, and a `task.cancelled` event with the reason. The task rows
-    are read after the process row was locked: the lock order every step keeps."""
+    """Cancel every open (or failed) task of the step's process (an abort), each with a
+    `task.cancelled` event with the reason. The task rows are read after the process row
+    was locked: the lock order every step keeps."""
     tasks = list(TaskInstance.objects.filter(process=s.process, status__in=[*OPEN_TASK_STATUSES, TaskStatus.FAILED])
                  .select_related("assigned_to").order_by("pk"))
-    for task in tasks:
-        was = task.status
-        s.change_task(task, move="cancel", completed_at=now)
-        queued = task.kind == "human" and task.assigned_to_id is None
-        s.event(EventType.TASK_CANCELLED, task=task, reason=reason, previous_status=was, role=task.role,
-                queued=queued, assigned_to_id=task.assigned_to_id,
-                assigned_to=task.assigned_to.get_username() if task.assigned_to_id else None)
-    access.revoke_tasks([task.pk for task in tasks])
+    close_tasks(s.process, tasks, s.log, EventType.TASK_CANCELLED, now, reason=reason)
     return tasks
 
 

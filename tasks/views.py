@@ -70,6 +70,7 @@ def task_detail(request, task_id: int):
     return render(request, "tasks/task_detail.html", {
         "task": task, "atom": atom, "form": without_overlong_values(form), "process": task.process,
         "context_items": masked_context(task.process), "result_items": masked_result(task),
+        "may_cancel": task.is_open and services.may_cancel(request.user, task),
     }, status=status)
 
 
@@ -85,3 +86,16 @@ def task_claim(request, task_id: int):
     if request.htmx:
         return inbox(request)
     return redirect("inbox")
+
+
+@login_required
+@require_POST
+def task_cancel(request, task_id: int):
+    """A manager withdraws the step: the flow goes on without it."""
+    try:
+        task = services.cancel_task(task_id, user=request.user, reason=request.POST.get("reason", "")[:1000])
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"“{task.name}” was withdrawn; the process goes on without it.")
+    return redirect("task-page", task_id=task_id)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from . import operators, rules
-from .blueprint import Blueprint, Edge, FormField
+from .blueprint import CHOOSE_FIRST, Blueprint, Edge, FormField
 from .prediction import topological_order
 
 SAT = "sat"
@@ -409,12 +409,20 @@ def _decision_warnings(
         return [], can_fire
     found = []
     always = []
-    for edge in conditional:
+    exclusive = blueprint.atoms[atom_id].choose == CHOOSE_FIRST
+    for index, edge in enumerate(conditional):
         name = _edge_name(edge, labels)
+        # With `choose: first` an edge fires when its condition holds and no earlier one's does.
+        earlier = [{"not": other.condition} for other in conditional[:index]] if exclusive else []
+        condition = {"all": [edge.condition, *earlier]} if earlier else edge.condition
         if check(edge.condition, domains).status == UNSAT:
             found.append(f"edges[{edge.position}]: the condition of {name} can never hold, so the edge never fires")
             can_fire[(edge.source, edge.target)] = False
-        elif check({"not": edge.condition}, domains).status == UNSAT:
+        elif earlier and check(condition, domains).status == UNSAT:
+            found.append(f"edges[{edge.position}]: {name} never fires: with choose: first, an earlier edge fires "
+                         "whenever its condition holds")
+            can_fire[(edge.source, edge.target)] = False
+        elif check({"not": condition}, domains).status == UNSAT:
             always.append(edge)
             tail = f"; the default edge edges[{default.position}] never fires" if default else ""
             found.append(f"edges[{edge.position}]: the condition of {name} always holds{tail}")

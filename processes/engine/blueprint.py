@@ -19,6 +19,14 @@ from .durations import parse_duration
 HUMAN = "human"
 SYSTEM = "system"
 DEFAULT_SYSTEM_RETRIES = 3
+# `choose`: every conditional edge that holds fires (`all`), or only the first (`first`:
+# an exclusive choice). `then: first_done`: the targets the atom enables race; the first
+# of them to complete withdraws the others.
+CHOOSE_ALL = "all"
+CHOOSE_FIRST = "first"
+FIRST_DONE = "first_done"
+CHOOSE = (CHOOSE_ALL, CHOOSE_FIRST)
+THEN = (FIRST_DONE,)
 
 
 class UnknownContainer(LookupError):
@@ -49,6 +57,8 @@ class Atom:
     handler: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     retries: int = 0
+    choose: str = CHOOSE_ALL
+    then: str | None = None
 
     @property
     def is_system(self) -> bool:
@@ -111,6 +121,20 @@ class Blueprint:
             )
             for atom_id in self.atoms
         }
+
+    @cached_property
+    def rivals(self) -> dict[str, tuple[str, ...]]:
+        """For each racer (a target of a `then: first_done` atom, which is its only ENABLES
+        source), the other racers of its race, in file order. The normalizer refuses a racer
+        with another source, so a racer belongs to one race."""
+        found: dict[str, tuple[str, ...]] = {}
+        for atom_id, atom in self.atoms.items():
+            if atom.then != FIRST_DONE:
+                continue
+            racers = [edge.target for edge in self.outgoing[atom_id]]
+            for racer in racers:
+                found[racer] = tuple(other for other in racers if other != racer)
+        return found
 
     @cached_property
     def start_atoms(self) -> tuple[str, ...]:
@@ -270,6 +294,8 @@ def _compile_atom(raw: Mapping[str, Any], position: int) -> Atom:
         handler=raw.get("handler"),
         params=dict(raw.get("params", {})),
         retries=int(raw.get("retries", DEFAULT_SYSTEM_RETRIES if kind == SYSTEM else 0)),
+        choose=raw.get("choose", CHOOSE_ALL),
+        then=raw.get("then"),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from . import rules
-from .blueprint import Blueprint
+from .blueprint import CHOOSE_FIRST, Blueprint
 from .forms import clean_result, validate_context, validate_result
 
 WAITING = "waiting"
@@ -84,6 +84,9 @@ class Step:
     changed: list[str] = field(default_factory=list)  # atoms whose state changed, in order
     activated: list[str] = field(default_factory=list)  # in file order
     skipped: list[str] = field(default_factory=list)
+    # Active atoms this event skipped (rivals of a race's winner, a withdrawn step): their
+    # open work is withdrawn. Also in `skipped`.
+    withdrawn: list[str] = field(default_factory=list)
     completed: bool = False
 
 
@@ -98,6 +101,7 @@ class _Walk:
         self.changed: list[str] = []
         self.activated: list[str] = []
         self.skipped: list[str] = []
+        self.withdrawn: list[str] = []
 
     def set_state(self, atom_id: str, state: str) -> None:
         self.states[atom_id] = state
@@ -110,12 +114,14 @@ class _Walk:
 
     def decide_outgoing(self, atom_id: str) -> None:
         # 2. Conditional edges in file order; unconditional ones always; the default edge
-        # only when no conditional edge fired.
+        # only when no conditional edge fired. With `choose: first`, only the first
+        # conditional edge that holds fires (an exclusive choice).
         fired = set()
         conditional_fired = False
+        exclusive = self.bp.atoms[atom_id].choose == CHOOSE_FIRST
         for edge in self.bp.outgoing[atom_id]:
             if edge.conditional:
-                if rules.evaluate(edge.condition, self.context):
+                if not (exclusive and conditional_fired) and rules.evaluate(edge.condition, self.context):
                     fired.add(edge.target)
                     conditional_fired = True
             elif not edge.default:
@@ -143,6 +149,24 @@ class _Walk:
                 self.set_state(atom_id, ACTIVE)
                 self.activated.append(atom_id)
 
+    def skip(self, atom_id: str) -> None:
+        """An atom not yet decided is skipped: its edges are dead, and what they lead to is
+        decided again. An active one is also withdrawn (its open work goes)."""
+        if self.states[atom_id] == ACTIVE:
+            self.withdrawn.append(atom_id)
+        self.set_state(atom_id, SKIPPED)
+        self.skipped.append(atom_id)
+        self.fired[atom_id] = frozenset()
+        self.settle(self._downstream(atom_id))
+
+    def end_race(self, winner: str) -> None:
+        """`then: first_done`: the first racer to complete wins; the rivals still running,
+        or waiting on a dependency, are skipped. A rival whose edge did not fire was skipped
+        already, when the race's source was decided."""
+        for rival in self.bp.rivals[winner]:
+            if self.states[rival] in (ACTIVE, WAITING):
+                self.skip(rival)
+
     def _downstream(self, atom_id: str) -> list[str]:
         return [edge.target for edge in self.bp.outgoing[atom_id]] + list(self.bp.dependents[atom_id])
 
@@ -154,6 +178,7 @@ class _Walk:
             changed=self.changed,
             activated=self.activated,
             skipped=self.skipped,
+            withdrawn=self.withdrawn,
             completed=all(state in DECIDED for state in self.states.values()),
         )
 
@@ -188,6 +213,18 @@ def complete(
     walk.set_state(atom_id, COMPLETED)
     walk.decide_outgoing(atom_id)
     walk.settle(walk._downstream(atom_id))
+    if atom_id in blueprint.rivals:
+        walk.end_race(atom_id)
+    return walk.finish()
+
+
+def withdraw(blueprint: Blueprint, runtime: Runtime, context: Mapping[str, Any], atom_id: str) -> Step:
+    """An active atom's step is withdrawn (a task cancelled by a manager): the atom is
+    skipped and the flow goes on as for any skip (journey-format, "Withdrawing")."""
+    if runtime.states.get(atom_id) != ACTIVE:
+        raise AtomNotActive(f"{atom_id} is {runtime.states.get(atom_id, 'not in this workflow')}, not active")
+    walk = _Walk(blueprint, runtime, context)
+    walk.skip(atom_id)
     return walk.finish()
 
 

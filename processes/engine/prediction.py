@@ -8,8 +8,13 @@ engine does. An active atom then takes its duration: a draw from the observed du
 (task created to task completed) when there are enough of them, else its SLA target.
 
 Which edges an atom fires is a draw from the fired-target sets observed for that atom,
-or, with too little history, the prior: each conditional edge fires with even odds, the
-default edge when none of them did, unconditional edges always.
+or, with too little history, the prior: each conditional edge fires with even odds (with
+`choose: first`, the first to pass its draw alone), the default edge when none of them
+did, unconditional edges always.
+
+A race (`then: first_done`) is drawn when its source decides: each racer it reached draws
+its duration then, the fastest wins and runs as usual, and the others are skipped when it
+completes. A racer's wait for a dependency is left out of who wins.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from datetime import timedelta
 from typing import Any, Callable, Mapping, Sequence
 
 from . import core
-from .blueprint import Blueprint
+from .blueprint import CHOOSE_FIRST, FIRST_DONE, Blueprint
 from .durations import format_duration
 
 MIN_SAMPLES = 5  # fewer observations than this say too little about an atom
@@ -103,6 +108,7 @@ class _AtomModel:
     samples: tuple[float, ...]  # sorted observed durations, empty when not used
     branch: Brancher
     targets: Mapping[str, int]  # outgoing ENABLES targets -> their indexes
+    races: bool = False  # `then: first_done`: the targets it reaches race
 
 
 @dataclass(frozen=True)
@@ -178,13 +184,14 @@ def build_model(blueprint: Blueprint, history: History | None = None, *, min_sam
         elif sum(observed.values()) >= min_samples and any(edge.conditional or edge.default for edge in outgoing):
             branch, branch_sources[atom_id] = _draw_branch(observed), HISTORY
         else:
-            branch = _prior_branch(outgoing, targets)
+            branch = _prior_branch(outgoing, targets, exclusive=atom.choose == CHOOSE_FIRST)
             branch_sources[atom_id] = PRIOR if any(edge.conditional for edge in outgoing) else NONE
         incoming = tuple(index[edge.source] for edge in blueprint.incoming[atom_id])
         deps = tuple(index[dep] for dep in blueprint.depends_on[atom_id])
         atoms.append(_AtomModel(
             index=index[atom_id], preds=incoming + deps, sources=incoming, is_start=not incoming,
             duration=duration, fixed_duration=fixed, samples=samples, branch=branch, targets=targets,
+            races=atom.then == FIRST_DONE,
         ))
     return Model(blueprint, tuple(order), tuple(atoms), duration_sources, branch_sources)
 
@@ -222,7 +229,7 @@ def _draw_branch(observed: Mapping[tuple[int, ...], int]) -> Brancher:
     return lambda rnd: outcomes[bisect.bisect_right(cumulative, rnd() * total)]
 
 
-def _prior_branch(outgoing, targets: Mapping[str, int]) -> Brancher:
+def _prior_branch(outgoing, targets: Mapping[str, int], *, exclusive: bool = False) -> Brancher:
     always = tuple(targets[edge.target] for edge in outgoing if not edge.conditional and not edge.default)
     conditional = tuple(targets[edge.target] for edge in outgoing if edge.conditional)
     default = tuple(targets[edge.target] for edge in outgoing if edge.default)
@@ -231,6 +238,8 @@ def _prior_branch(outgoing, targets: Mapping[str, int]) -> Brancher:
 
     def draw(rnd: Callable[[], float]) -> Sequence[int]:
         fired = [t for t in conditional if rnd() < PRIOR_FIRE_PROBABILITY]
+        if exclusive:
+            fired = fired[:1]
         return always + tuple(fired) if fired else always + default
 
     return draw
@@ -302,6 +311,8 @@ def _run_once(model: Model, rnd, modes, known, residual, visits) -> float:
     """One run; returns when the last atom is decided (0 = the start, or now)."""
     decided = [0.0] * len(model.atoms)
     reached = [False] * len(model.atoms)
+    drawn: dict[int, float] = {}  # racers: the duration their race drew
+    lost: dict[int, float] = {}  # racer that lost -> when the winner completed
     for atom in model.atoms:
         i = atom.index
         mode = modes[i]
@@ -311,12 +322,15 @@ def _run_once(model: Model, rnd, modes, known, residual, visits) -> float:
             continue
         if mode == _ACTIVE:
             decided[i] = _remaining(atom, residual[i], rnd)
+        elif i in lost:
+            decided[i] = lost[i]  # skipped when the winner completed: not visited
+            continue
         elif atom.is_start or reached[i]:
             start = 0.0
             for p in atom.preds:
                 if decided[p] > start:
                     start = decided[p]
-            decided[i] = start + atom.duration(rnd)
+            decided[i] = start + (drawn[i] if i in drawn else atom.duration(rnd))
         else:
             # Skipped as soon as its incoming edges are decided: it waits for no dependency.
             start = 0.0
@@ -326,9 +340,25 @@ def _run_once(model: Model, rnd, modes, known, residual, visits) -> float:
             decided[i] = start
             continue
         visits[i] += 1
-        for k in atom.branch(rnd):
+        fired = atom.branch(rnd)
+        for k in fired:
             reached[k] = True
+        if atom.races and len(fired) > 1:
+            _draw_race(model, fired, decided[i], drawn, lost, rnd)
     return max(decided, default=0.0)
+
+
+def _draw_race(model: Model, racers: Sequence[int], start: float, drawn: dict[int, float],
+               lost: dict[int, float], rnd) -> None:
+    """Each racer's duration, drawn as the race starts (`start`: its source decided); the
+    fastest wins (the first in order on a tie) and the others are skipped when it is done.
+    Racers come after their source in the order, so none has run yet."""
+    for k in racers:
+        drawn[k] = model.atoms[k].duration(rnd)
+    winner = min(racers, key=lambda k: (drawn[k], k))
+    for k in racers:
+        if k != winner:
+            lost[k] = start + drawn[winner]
 
 
 def _remaining(atom: _AtomModel, elapsed: float, rnd) -> float:

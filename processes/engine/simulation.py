@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any, Callable, Mapping, Sequence
 
 from . import core, rules
-from .blueprint import Atom, Blueprint, Edge
+from .blueprint import CHOOSE_FIRST, Atom, Blueprint, Edge
 from .durations import format_duration
 from .prediction import path_duration
 
@@ -80,13 +80,16 @@ def simulate(
     errors: list[str] = []
     decisions: list[dict[str, Any]] = []
     fired_edges: list[dict[str, str]] = []
-    # Only completion turns an active atom into anything else, so the active set is
-    # exactly what the steps activated minus what was completed: no rescan of all states.
+    # Only completion turns an active atom into anything else (or a race's end, which
+    # skips the rivals: they are dropped as they come up), so the active set is what the
+    # steps activated minus what was completed: no rescan of all states.
     active = [(blueprint.atoms[a].position, a) for a in step.activated]
     heapq.heapify(active)
 
     while active:
         atom = blueprint.atoms[heapq.heappop(active)[1]]
+        if runtime.states[atom.id] != core.ACTIVE:
+            continue
         result: dict[str, Any] = {}
         if atom.is_system and run_handler is not None:
             try:
@@ -141,6 +144,7 @@ def explain_decision(
     if not any(edge.conditional or edge.default for edge in outgoing):
         return []
     conditional_fired = [e.target for e in outgoing if e.conditional and e.target in fired]
+    exclusive = blueprint.atoms[atom_id].choose == CHOOSE_FIRST
     redact = blueprint.sensitive_fields
     records = []
     for edge in outgoing:
@@ -155,6 +159,8 @@ def explain_decision(
         if edge.conditional:
             record["rules"] = _explain_rules(edge, context, edge_rules, redact)
             record["reason"] = _conditional_reason(record["rules"], record["fired"])
+            if exclusive and not record["fired"] and all(rule["held"] for rule in record["rules"]):
+                record["reason"] += f"; choose: first, and the edge to {conditional_fired[0]} came first"
         elif edge.default:
             record["reason"] = (
                 f"default: the conditional edge to {', '.join(conditional_fired)} fired" if conditional_fired

@@ -105,6 +105,8 @@ def to_graph(definition: Mapping[str, Any]) -> tuple[list[Node], list[Rel]]:
             params_json=_dumps(atom["params"]) if "params" in atom else None,
             form_json=_dumps(atom["form"]) if "form" in atom else None,
             retries=atom.get("retries"),
+            choose=atom.get("choose"),
+            then=atom.get("then"),
         )))
         if atom["id"] not in placed:
             rels.append(Rel("CONTAINS", journey["id"], atom["id"], position))
@@ -190,7 +192,7 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
             atom["kind"] = props["kind"]
         if node.key in performer:
             atom["performed_by"] = performer[node.key]
-        for key in ("priority", "handler", "retries"):
+        for key in ("priority", "handler", "retries", "choose", "then"):
             if key in props:
                 atom[key] = props[key]
         sla = {k: props[f"sla_{k}"] for k in ("target", "escalation") if f"sla_{k}" in props}

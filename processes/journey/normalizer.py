@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Collection, Final, Iterable
 
-from processes.engine.blueprint import DEFAULT_SYSTEM_RETRIES  # the canonical form omits the default
+from processes.engine.blueprint import (  # the canonical form omits the defaults
+    CHOOSE,
+    CHOOSE_ALL,
+    DEFAULT_SYSTEM_RETRIES,
+    FIRST_DONE,
+    THEN,
+)
 from processes.engine.durations import format_duration, parse_duration
 from processes.engine.rules import (
     canonical_condition,
@@ -56,7 +62,8 @@ ROLE_KEYS: Final = ("id", "name", "assignment")
 PHASE_KEYS: Final = ("id", "name", "modules")
 MODULE_KEYS: Final = ("id", "name", "atoms")
 ATOM_KEYS: Final = (
-    "id", "name", "kind", "performed_by", "priority", "sla", "form", "handler", "params", "retries", "rules",
+    "id", "name", "kind", "performed_by", "priority", "sla", "form", "handler", "params", "retries",
+    "choose", "then", "rules",
 )
 FORM_KEYS: Final = ("name", "type", "label", "required", "sensitive", "choices")
 EDGE_KEYS: Final = ("type", "from", "to", "rule", "rules", "condition", "default")
@@ -131,6 +138,7 @@ class _Normalizer:
         self.fold_performers()
         self.materialize_seed_rules()
         self.check_defaults()
+        self.check_races()
         self.check_cycles()
         result = {
             "format": FORMAT,
@@ -527,6 +535,12 @@ class _Normalizer:
             for key in ("handler", "params", "retries"):
                 if _get(item, key) is not _ABSENT:
                     self.problem(f"{place}.{key}", "only system atoms have this")
+        choose = self.choice(item, "choose", place, CHOOSE)
+        if choose and choose != CHOOSE_ALL:
+            out["choose"] = choose
+        then = self.choice(item, "then", place, THEN)
+        if then:
+            out["then"] = then
         atom_id = self.owns(item, "id", place)
         if atom_id:
             self.atoms[atom_id] = out
@@ -810,6 +824,21 @@ class _Normalizer:
                     self.problem(f"{edge.place}.default", message)
                 else:
                     first_default[source] = edge.place
+
+    def check_races(self) -> None:
+        """A racer (a target of a `then: first_done` atom) has that atom as its only ENABLES
+        source: a second way in would let it run outside the race it lost."""
+        enables = [edge for edge in self.edges if edge.out["type"] == "ENABLES"]
+        for edge in enables:
+            source = edge.out["from"]
+            if self.atoms.get(source, {}).get("then") != FIRST_DONE:
+                continue
+            racer = edge.out["to"]
+            for other in enables:
+                if other.out["to"] == racer and other.out["from"] != source:
+                    message = (f"atom {show(racer)} is a racer of {show(source)} (then: first_done) and may have no "
+                               f"other ENABLES source, here {show(other.out['from'])}")
+                    self.problem(other.place, message)
 
     def check_cycles(self) -> None:
         # DEPENDS_ON from B to A means A finishes before B: the arc A -> B.

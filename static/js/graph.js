@@ -1,5 +1,6 @@
 // The workflow graph drawn with Cytoscape.js: atoms coloured by state, fired edges in green,
-// dead or undecided ones grey, DEPENDS_ON dashed. `update` recolours without a new layout.
+// dead or undecided ones grey, DEPENDS_ON dashed, an exclusive choice's and a race's edges
+// marked where they start. `update` recolours without a new layout.
 window.GNDP = window.GNDP || {};
 
 // Long workflows are mostly chains: a plain top-down layout makes them a thin needle. Rank
@@ -37,10 +38,19 @@ function snakePositions(graph, perRow = 6) {
 GNDP.graph = function (container, data) {
   const css = getComputedStyle(document.documentElement);
   const colour = (name) => css.getPropertyValue("--" + name).trim();
+  // How an atom's way on is chosen, drawn at the start of its edges as BPMN draws gateways:
+  // a diamond for an exclusive choice (only the first edge that holds fires), a circle for a
+  // race (the first atom done wins).
+  const gate = {};
+  data.nodes.forEach((n) => {
+    if (n.then === "first_done") gate[n.id] = "race";
+    else if (n.choose === "first") gate[n.id] = "first";
+  });
   const elements = (graph) => [
     ...graph.nodes.map((n) => ({ data: { id: n.id, label: n.name, state: n.state, kind: n.kind } })),
     ...graph.edges.map((e, i) => ({
       data: { id: "e" + i, source: e.from, target: e.to, type: e.type,
+              gate: e.type === "ENABLES" ? gate[e.from] || "" : "",
               fired: e.fired === true ? "yes" : e.fired === false ? "no" : "undecided" },
     })),
   ];
@@ -66,6 +76,10 @@ GNDP.graph = function (container, data) {
           "line-color": "#cbd5e1", "target-arrow-color": "#cbd5e1" } },
       { selector: "edge[fired = 'yes']", style: { width: 3.5, "line-color": "#16a34a", "target-arrow-color": "#16a34a" } },
       { selector: "edge[fired = 'no']", style: { "line-style": "dotted", opacity: 0.6 } },
+      { selector: "edge[gate = 'first']", style: { "source-arrow-shape": "diamond", "source-arrow-fill": "hollow",
+          "source-arrow-color": "#475569", "arrow-scale": 1.3 } },
+      { selector: "edge[gate = 'race']", style: { "source-arrow-shape": "circle", "source-arrow-fill": "hollow",
+          "source-arrow-color": "#475569", "arrow-scale": 1.3 } },
       { selector: "edge[type = 'DEPENDS_ON']", style: { "line-style": "dashed", "line-color": "#a78bfa", "target-arrow-color": "#a78bfa" } },
     ],
   });

@@ -63,6 +63,9 @@ MATRIX = {
                       dict(assignee=200, colleague=404, manager=200, stranger=404, staff=200, anonymous=401)),
     "task-escalate": ("post", "/api/tasks/{task}/escalate", None,
                       dict(assignee=200, colleague=404, manager=200, stranger=404, staff=200, anonymous=401)),
+    # The assignee's manager and an administrator withdraw a step; its assignee may not.
+    "task-cancel": ("post", "/api/tasks/{task}/cancel", {"reason": "test"},
+                    dict(assignee=403, colleague=404, manager=200, stranger=404, staff=200, anonymous=401)),
     "task-retry": ("post", "/api/tasks/{task}/retry", None,
                    dict(assignee=403, colleague=404, manager=403, stranger=404, staff=409, anonymous=401)),
 }

@@ -1,4 +1,5 @@
-"""Hypothesis strategies: random valid workflows (DAGs) in the canonical definition shape."""
+"""Hypothesis strategies: random valid workflows (DAGs, with exclusive choices and races) in the
+canonical definition shape."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ def workflows(draw, max_atoms: int = 10):
             edges.append(edge)
     # Edges must be in file order per source; sort by source then keep the drawn order.
     edges.sort(key=lambda e: ids.index(e["from"]))
+    # Choices: an exclusive choice here and there, and races where an atom's targets have it
+    # as their only source (the rule a race needs).
+    sources_of = {atom_id: {e["from"] for e in edges if e["to"] == atom_id} for atom_id in ids}
+    for atom in atoms:
+        targets = [e["to"] for e in edges if e["from"] == atom["id"]]
+        if any("condition" in e for e in edges if e["from"] == atom["id"]) and draw(st.integers(0, 2)) == 0:
+            atom["choose"] = "first"
+        if len(targets) > 1 and all(sources_of[t] == {atom["id"]} for t in targets) and draw(st.integers(0, 2)) == 0:
+            atom["then"] = "first_done"
     for target in range(1, n):
         if draw(st.integers(0, 4)) == 0:
             dep = draw(st.integers(min_value=0, max_value=target - 1))

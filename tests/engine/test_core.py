@@ -187,6 +187,7 @@ def test_every_process_ends_no_atom_runs_twice_and_joins_wait(data):
 
     step = core.start(bp, context)
     activated = list(step.activated)
+    withdrawn: list[str] = []
     for _ in range(len(bp.atoms) + 1):
         active = [a for a, s in step.runtime.states.items() if s == core.ACTIVE]
         if not active:
@@ -200,11 +201,17 @@ def test_every_process_ends_no_atom_runs_twice_and_joins_wait(data):
             assert all(step.runtime.states[d] in core.DECIDED for d in bp.depends_on[new])
             assert any(step.runtime.edge_fired(e.source, new) for e in bp.incoming[new]) or not bp.incoming[new]
         activated.extend(step.activated)
+        withdrawn.extend(step.withdrawn)
+        if atom_id in bp.rivals:  # a race's winner: no rival runs on
+            assert all(step.runtime.states[rival] in (core.SKIPPED, core.COMPLETED) for rival in bp.rivals[atom_id])
+            assert step.runtime.states[atom_id] == core.COMPLETED
 
     assert step.completed, step.runtime.states
     assert len(activated) == len(set(activated)), "an atom ran twice"
     completed = {a for a, s in step.runtime.states.items() if s == core.COMPLETED}
-    assert completed == set(activated)
+    assert completed == set(activated) - set(withdrawn)
+    for racers in {tuple(sorted([a, *rivals])) for a, rivals in bp.rivals.items()}:
+        assert sum(step.runtime.states[a] == core.COMPLETED for a in racers) <= 1, "a race with two winners"
 
 
 @settings(max_examples=200, deadline=None)
@@ -227,3 +234,99 @@ def test_simulation_visits_exactly_what_a_file_order_run_completes(data):
     assert outcome.success
     assert outcome.visited_atoms == order
     assert set(outcome.skipped_atoms) == {a for a, s in step.runtime.states.items() if s == core.SKIPPED}
+
+
+# --- choices: first match, and the first to be done ------------------------------------------
+
+def with_keys(raw, atom_id, **keys):
+    next(atom for atom in raw["atoms"] if atom["id"] == atom_id).update(keys)
+    return raw
+
+
+def test_choose_first_fires_only_the_first_conditional_edge_that_holds():
+    raw = definition(["a", "big", "any", "else"], [
+        enables("a", "big", condition={"field": "x", "operator": "gt", "value": 5}),
+        enables("a", "any", condition={"field": "x", "operator": "gt", "value": 0}),
+        enables("a", "else", default=True),
+    ])
+    overlapping = compile_blueprint(raw)
+    exclusive = compile_blueprint(with_keys(raw, "a", choose="first"))
+
+    assert run(overlapping, ["a"], context={"x": 9}).runtime.fired["a"] == {"big", "any"}
+    assert run(exclusive, ["a"], context={"x": 9}).runtime.fired["a"] == {"big"}
+    assert run(exclusive, ["a"], context={"x": 1}).runtime.fired["a"] == {"any"}
+    assert run(exclusive, ["a"], context={"x": 0}).runtime.fired["a"] == {"else"}
+
+
+def race():
+    # a offers three ways on; whichever is done first wins, and the join after them runs once.
+    raw = definition(["a", "r1", "r2", "r3", "join"], [
+        enables("a", "r1"), enables("a", "r2"), enables("a", "r3", condition={"field": "x", "operator": "eq", "value": 1}),
+        enables("r1", "join"), enables("r2", "join"), enables("r3", "join"),
+    ])
+    return compile_blueprint(with_keys(raw, "a", then="first_done"))
+
+
+def test_the_first_racer_to_complete_withdraws_the_others():
+    bp = race()
+    step = run(bp, ["a"], context={"x": 1})
+    assert step.activated == ["r1", "r2", "r3"]
+
+    step = core.complete(bp, step.runtime, step.context, "r2", {})
+
+    assert step.runtime.states == {"a": "completed", "r1": "skipped", "r2": "completed", "r3": "skipped",
+                                   "join": "active"}
+    assert step.withdrawn == ["r1", "r3"]
+    assert set(step.skipped) == {"r1", "r3"}
+    assert step.activated == ["join"]
+    with pytest.raises(core.AtomNotActive):
+        core.complete(bp, step.runtime, step.context, "r1", {})
+
+
+def test_a_racer_whose_edge_did_not_fire_is_skipped_before_the_race():
+    bp = race()
+    step = run(bp, ["a"], context={"x": 0})
+    assert step.runtime.states["r3"] == "skipped" and step.activated == ["r1", "r2"]
+
+    step = core.complete(bp, step.runtime, step.context, "r1", {})
+
+    assert step.withdrawn == ["r2"]
+    assert step.completed is False and step.runtime.states["join"] == "active"
+
+
+def test_a_racer_waiting_on_a_dependency_loses_too():
+    raw = definition(["a", "r1", "r2", "gate"], [
+        enables("a", "r1"), enables("a", "r2"), {"type": "DEPENDS_ON", "from": "r2", "to": "gate"},
+    ])
+    bp = compile_blueprint(with_keys(raw, "a", then="first_done"))
+    step = run(bp, ["a"])
+    assert step.runtime.states["r2"] == "waiting"
+
+    step = core.complete(bp, step.runtime, step.context, "r1", {})
+
+    assert step.runtime.states["r2"] == "skipped"
+    assert step.withdrawn == []  # it had no open work
+
+
+def test_withdrawing_a_step_skips_it_and_the_flow_goes_on():
+    bp = compile_blueprint(definition(["a", "b", "c", "join"], [
+        enables("a", "b"), enables("a", "c"), enables("b", "join"), enables("c", "join"),
+    ]))
+    step = run(bp, ["a"])
+
+    step = core.withdraw(bp, step.runtime, step.context, "b")
+
+    assert step.runtime.states["b"] == "skipped" and step.withdrawn == ["b"]
+    assert step.runtime.states["join"] == "waiting"  # c is still to be decided
+    step = core.complete(bp, step.runtime, step.context, "c", {})
+    assert step.activated == ["join"]
+    with pytest.raises(core.AtomNotActive):
+        core.withdraw(bp, step.runtime, step.context, "b")
+
+
+def test_withdrawing_the_only_way_on_skips_what_follows():
+    bp = compile_blueprint(definition(["a", "b"], [enables("a", "b")]))
+
+    step = core.withdraw(bp, core.start(bp).runtime, {}, "a")
+
+    assert step.runtime.states == {"a": "skipped", "b": "skipped"} and step.completed

@@ -25,6 +25,29 @@ def demo() -> dict:
     return normalize(yaml.safe_load(DEMO_FILE.read_text()), known_handlers=handlers.names())
 
 
+def choices() -> dict:
+    """Part 2's choices: an exclusive choice, and a race of a person's step and a system's."""
+    raw = yaml.safe_load(SMALL_JOURNEY)
+    raw["journey"]["id"] = "journey-choices"
+    raw["roles"] = raw.get("roles") or [{"id": "role-x", "name": "X"}]
+    role = raw["roles"][0]["id"]
+    raw["atoms"] = [
+        {"id": "atom-score", "name": "Score", "kind": "system", "handler": "set_context", "choose": "first"},
+        {"id": "atom-offer", "name": "Offer", "performed_by": role, "then": "first_done"},
+        {"id": "atom-accept", "name": "Accepted", "performed_by": role},
+        {"id": "atom-expire", "name": "Expired", "kind": "system", "handler": "noop"},
+    ]
+    raw["phases"] = []
+    raw["rules"] = []
+    raw["edges"] = [
+        {"type": "ENABLES", "from": "atom-score", "to": "atom-offer",
+         "condition": {"field": "score", "operator": "gte", "value": 600}},
+        {"type": "ENABLES", "from": "atom-offer", "to": "atom-accept"},
+        {"type": "ENABLES", "from": "atom-offer", "to": "atom-expire"},
+    ]
+    return normalize(raw, known_handlers=handlers.names())
+
+
 def stored_hash(store, journey_id: str) -> str:
     return definition_hash(normalize(store.get_journey(journey_id), known_handlers=handlers.names()))
 
@@ -36,7 +59,7 @@ def renamed(definition: dict, journey_id: str, name: str) -> dict:
     return other
 
 
-@pytest.mark.parametrize("definition", [small, demo], ids=["small", "demo"])
+@pytest.mark.parametrize("definition", [small, demo, choices], ids=["small", "demo", "choices"])
 def test_round_trip_keeps_the_definition_hash(store, definition):
     # given
     journey = definition()
@@ -46,6 +69,7 @@ def test_round_trip_keeps_the_definition_hash(store, definition):
 
     # then
     assert stored_hash(store, journey["journey"]["id"]) == definition_hash(journey)
+    assert normalize(store.get_journey(journey["journey"]["id"]), known_handlers=handlers.names()) == journey
 
 
 def test_unknown_journey_is_none(store):

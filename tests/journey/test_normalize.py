@@ -870,3 +870,35 @@ def test_blueprint_compiles_a_normalized_seed_style_journey():
     conditional = {(e.source, e.target): e.condition for e in bp.edges}
     assert conditional[("atom-a", "atom-c")] == {"all": [{"field": "amount", "operator": "gt", "value": 100}]}
     assert bp.start_atoms == ("atom-a",)
+
+
+# --- Part 2: choices ---------------------------------------------------------------------------
+
+def with_atom_keys(data: dict, **keys) -> dict:
+    data["atoms"][0].update(keys)
+    return data
+
+
+def test_choose_and_then_are_canonical_and_choose_all_keeps_the_hash():
+    edges = [edge("atom-a", "atom-b"), edge("atom-a", "atom-c")]
+    plain = normalize(minimal(edges=edges))
+    said_all = normalize(with_atom_keys(minimal(edges=edges), choose="all"))
+    racing = normalize(with_atom_keys(minimal(edges=edges), then="first_done", choose="first", name="A"))
+
+    assert said_all == plain and definition_hash(said_all) == definition_hash(plain)
+    assert list(racing["atoms"][0]) == ["id", "name", "performed_by", "choose", "then"]
+    assert definition_hash(racing) != definition_hash(plain)
+    assert normalize(parse_text(dump(racing))) == racing
+
+
+def test_bad_choices_are_refused_at_their_places():
+    data = with_atom_keys(minimal(edges=[edge("atom-a", "atom-b"), edge("atom-a", "atom-c"), edge("atom-b", "atom-c")]),
+                          choose="one", then="first_done")
+    data["atoms"][1]["then"] = True
+
+    assert problems(data) == [
+        "atoms[0].choose: must be one of all, first, got 'one'",
+        "atoms[1].then: must be one of first_done, got True",
+        "edges[2]: atom 'atom-c' is a racer of 'atom-a' (then: first_done) and may have no other ENABLES source, "
+        "here 'atom-b'",
+    ]

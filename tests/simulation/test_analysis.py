@@ -92,3 +92,22 @@ def test_an_atom_called_unreachable_is_never_visited(data):
         context = data.draw(contexts())
         outcome = simulate(blueprint, context, results)
         assert not unreachable & set(outcome.visited_atoms)
+
+
+def test_an_edge_an_earlier_one_always_takes_first_is_reported_under_choose_first():
+    from .journeys import enables, human, journey, score_form
+    from processes.journey import normalize
+
+    edges = [enables("atom-a", "atom-b", condition={"field": "score", "operator": "gte", "value": 1}),
+             enables("atom-a", "atom-c", condition={"field": "score", "operator": "gte", "value": 5}),
+             enables("atom-a", "atom-z", default=True)]
+    atoms = [human("atom-a", form=score_form()), human("atom-b"), human("atom-c"), human("atom-z")]
+    overlapping = normalize(journey(atoms, edges))
+    exclusive = normalize(journey([{**atoms[0], "choose": "first"}, *atoms[1:]], edges))
+
+    assert rule_warnings(compile_blueprint(overlapping), overlapping) == []
+    found = rule_warnings(compile_blueprint(exclusive), exclusive)
+    assert found == [
+        "edges[1]: atom-a -> atom-c never fires: with choose: first, an earlier edge fires whenever its condition holds",
+        "atoms[2]: atom 'atom-c' is unreachable: no context makes an edge into it fire",
+    ]

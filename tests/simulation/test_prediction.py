@@ -73,6 +73,31 @@ def test_observed_branches_and_durations_replace_the_prior_and_the_targets():
     assert result.source == "mixed" and result.atoms["atom-a"]["duration_source"] == "history"
 
 
+def test_an_exclusive_choice_fires_one_conditional_edge_at_most():
+    edges = [enables("atom-a", f"atom-{k}", condition={"field": "score", "operator": "gte", "value": v})
+             for k, v in (("b", 2), ("c", 1))] + [enables("atom-a", "atom-z", default=True)]
+    atoms = [human("atom-a", form=score_form(), choose="first"), human("atom-b"), human("atom-c"), human("atom-z")]
+
+    visits = monte_carlo(build_model(blueprint_of(journey(atoms, edges))), 4000, seed=3).visit_probability
+
+    # The first edge passes its draw half the time; the second only when the first did not.
+    assert visits["atom-b"] == pytest.approx(0.5, abs=0.03)
+    assert visits["atom-c"] == pytest.approx(0.25, abs=0.03)
+    assert visits["atom-b"] + visits["atom-c"] + visits["atom-z"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_fastest_racer_wins_and_the_race_ends_with_it():
+    raw = journey([human("atom-offer", then="first_done"), human("atom-slow", sla={"target": "PT9H"}),
+                   human("atom-fast", sla={"target": "PT2H"}), human("atom-after")],
+                  [enables("atom-offer", "atom-slow"), enables("atom-offer", "atom-fast"),
+                   enables("atom-slow", "atom-after"), enables("atom-fast", "atom-after")])
+
+    result = monte_carlo(build_model(blueprint_of(raw)), 200)
+
+    assert result.visit_probability["atom-fast"] == 1.0 and result.visit_probability["atom-slow"] == 0.0
+    assert result.p50 == result.p90 == (1 + 2 + 1) * HOUR  # offer, the fast racer, then what follows
+
+
 def test_a_running_process_is_predicted_from_where_it_is():
     blueprint = blueprint_of(chain("PT4H", "PT2H", "PT8H"))
     state = ProcessState(states={"atom-0": "completed", "atom-1": "active", "atom-2": "waiting"},

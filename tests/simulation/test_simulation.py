@@ -109,7 +109,12 @@ def test_every_decision_record_agrees_with_the_engine(data):
     for record in outcome.decisions:
         siblings = [d for d in outcome.decisions if d["atom"] == record["atom"]]
         if record["kind"] == "conditional":
-            assert record["fired"] == all(rule["held"] for rule in record["rules"])
+            held = all(rule["held"] for rule in record["rules"])
+            earlier = siblings[:siblings.index(record)]
+            beaten = blueprint.atoms[record["atom"]].choose == "first" and any(
+                d["fired"] for d in earlier if d["kind"] == "conditional")
+            assert record["fired"] == (held and not beaten)
+            assert ("choose: first" in record["reason"]) == (held and beaten)
         elif record["kind"] == "default":
             assert record["fired"] == (not any(d["fired"] for d in siblings if d["kind"] == "conditional"))
         else:
