@@ -68,6 +68,7 @@ class EventType(models.TextChoices):
     TASK_UNROUTABLE = "task.unroutable"
     SLA_WARNING = "sla.warning"
     SLA_BREACHED = "sla.breached"
+    LOOP_REPEATED = "loop.repeated"
 
 
 @register

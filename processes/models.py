@@ -97,6 +97,9 @@ class ProcessInstance(models.Model):
     # writes this row anyway, so the state costs no extra statement to read or to save.
     atom_states = models.JSONField(default=dict, help_text="atom id -> waiting|active|completed|skipped|cancelled")
     fired_edges = models.JSONField(default=dict, help_text="decided atom id -> targets of its fired ENABLES edges")
+    loops = models.JSONField(default=dict, db_default=models.Value({}, output_field=models.JSONField()), blank=True,
+                             help_text="back edge 'X>Y' -> {iteration, extra}: the run its loop is in, and the runs "
+                                       "an administrator allowed beyond its max_iterations")
     # Written only by the prediction job (processes.prediction), never by a state change,
     # so the job updates these columns alone and takes no part in the process lock.
     predicted_finish = models.DateTimeField(null=True, blank=True, help_text="median predicted completion time")

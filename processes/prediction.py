@@ -9,6 +9,7 @@ processes.engine.prediction; this module gathers its inputs and stores its answe
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
@@ -22,7 +23,7 @@ from .engine import core
 from .engine.blueprint import Blueprint
 from .engine.prediction import MIN_SAMPLES, History, Model, ProcessState, build_model, monte_carlo
 from .errors import InvalidInput
-from .models import ProcessInstance, ProcessStatus
+from .models import EventType, ProcessEvent, ProcessInstance, ProcessStatus
 
 RECENT_TASKS = 20_000  # completed tasks read per journey, newest first
 SAMPLES_PER_ATOM = 1_000  # the newest durations kept per atom: today's pace, not last year's
@@ -73,9 +74,25 @@ def observed_branches(journey_id: str, blueprint: Blueprint) -> dict[str, dict[f
     return found
 
 
+def observed_repeats(journey_id: str, blueprint: Blueprint) -> dict[str, tuple[int, int]]:
+    """A rework loop's last atom -> (times its back edge ran the loop again, times it let
+    the process on), over the recent processes."""
+    closing = {source for source, _ in blueprint.regions}
+    if not closing:
+        return {}
+    recent = list(ProcessInstance.objects.filter(journey_id=journey_id).order_by("-pk")
+                  .values_list("pk", "atom_states")[:RECENT_PROCESSES])
+    went_on = {atom_id: sum(states.get(atom_id) == core.COMPLETED for _, states in recent) for atom_id in closing}
+    repeated = Counter(ProcessEvent.objects.filter(process_id__in=[pk for pk, _ in recent],
+                                                   type=EventType.LOOP_REPEATED)
+                       .values_list("payload__from", flat=True))
+    return {atom_id: (repeated.get(atom_id, 0), went_on[atom_id]) for atom_id in closing}
+
+
 def gather_history(journey_id: str, blueprint: Blueprint) -> History:
     return History(durations=observed_durations(journey_id, blueprint),
-                   branches=observed_branches(journey_id, blueprint))
+                   branches=observed_branches(journey_id, blueprint),
+                   repeats=observed_repeats(journey_id, blueprint))
 
 
 def typical_durations(journey_id: str, blueprint: Blueprint) -> dict[str, timedelta]:

@@ -10,7 +10,7 @@ from tasks.access import visible_processes
 
 from . import start_rights, versions
 from .engine import core
-from .engine.blueprint import Atom, containers
+from .engine.blueprint import Atom, Blueprint, Edge, containers
 from .errors import NotFound
 from .models import ProcessInstance, WorkflowVersion
 
@@ -26,27 +26,41 @@ def process_for(user, process_id: Any) -> ProcessInstance:
         raise NotFound(f"process {process_id} not found") from None
 
 
-def atom_node(atom: Atom, state: str) -> dict[str, Any]:
-    """An atom as the graphs draw it: `choose` and `then` mark an exclusive choice and a race."""
+def atom_node(atom: Atom, state: str, iteration: int = 1) -> dict[str, Any]:
+    """An atom as the graphs draw it: `choose` and `then` mark an exclusive choice and a race;
+    `iteration`, the run of the rework loop it is in (1 outside loops)."""
     return {"id": atom.id, "name": atom.name, "kind": atom.kind, "role": atom.role, "state": state,
-            "choose": atom.choose, "then": atom.then}
+            "choose": atom.choose, "then": atom.then, "iteration": iteration}
+
+
+def edge_item(edge: Edge, fired: bool | None) -> dict[str, Any]:
+    """An ENABLES edge as the graphs draw it; `loop`: a rework loop's back edge."""
+    return {"from": edge.source, "to": edge.target, "type": "ENABLES", "fired": fired, "default": edge.default,
+            "conditional": edge.conditional, "loop": edge.loop}
+
+
+def dependency_items(blueprint: Blueprint) -> list[dict[str, Any]]:
+    return [{"from": atom_id, "to": target, "type": "DEPENDS_ON", "fired": None, "default": False,
+             "conditional": False, "loop": False}
+            for atom_id, targets in blueprint.depends_on.items() for target in targets]
 
 
 def graph_of(process: ProcessInstance) -> dict[str, list[dict[str, Any]]]:
     """Every atom with its state and every edge with whether it fired (null: undecided)."""
     blueprint = versions.get_blueprint(process.version_id, process.workflow_id)
-    runtime = core.Runtime.stored(process.atom_states, process.fired_edges)
-    nodes = [atom_node(atom, runtime.states.get(atom.id, core.WAITING)) for atom in blueprint.atoms.values()]
-    edges = [
-        {"from": edge.source, "to": edge.target, "type": "ENABLES", "fired": runtime.edge_fired(edge.source, edge.target),
-         "default": edge.default, "conditional": edge.conditional}
-        for edge in blueprint.edges
-    ]
-    edges += [
-        {"from": atom_id, "to": target, "type": "DEPENDS_ON", "fired": None, "default": False, "conditional": False}
-        for atom_id, targets in blueprint.depends_on.items() for target in targets
-    ]
-    return {"nodes": nodes, "edges": edges}
+    runtime = core.Runtime.stored(process.atom_states, process.fired_edges, process.loops)
+    nodes = [atom_node(atom, runtime.states.get(atom.id, core.WAITING), core.iteration(blueprint, runtime, atom.id))
+             for atom in blueprint.atoms.values()]
+    edges = [edge_item(edge, runtime.edge_fired(edge.source, edge.target)) for edge in blueprint.edges]
+    return {"nodes": nodes, "edges": edges + dependency_items(blueprint)}
+
+
+def graph_marks(graph: dict[str, list[dict[str, Any]]]) -> dict[str, bool]:
+    """Which of the graph's marks the drawing holds (exclusive choice, race, back edge): the
+    legend names those only."""
+    return {"first": any(node["choose"] == "first" for node in graph["nodes"]),
+            "race": any(node["then"] for node in graph["nodes"]),
+            "loop": any(edge["loop"] for edge in graph["edges"])}
 
 
 def _latest_versions() -> list[dict[str, Any]]:
@@ -148,8 +162,5 @@ def version_graph(version_id: int, container_id: str) -> dict[str, list[dict[str
     """A workflow's graph with nothing decided yet: the journey pages draw it."""
     blueprint = versions.get_blueprint(version_id, container_id)
     nodes = [atom_node(atom, core.WAITING) for atom in blueprint.atoms.values()]
-    edges = [{"from": e.source, "to": e.target, "type": "ENABLES", "fired": None, "default": e.default,
-              "conditional": e.conditional} for e in blueprint.edges]
-    edges += [{"from": a, "to": t, "type": "DEPENDS_ON", "fired": None, "default": False, "conditional": False}
-              for a, targets in blueprint.depends_on.items() for t in targets]
-    return {"nodes": nodes, "edges": edges}
+    edges = [edge_item(edge, None) for edge in blueprint.edges]
+    return {"nodes": nodes, "edges": edges + dependency_items(blueprint)}

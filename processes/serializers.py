@@ -104,6 +104,7 @@ class GraphNodeSerializer(serializers.Serializer):
     choose = serializers.ChoiceField(choices=list(CHOOSE), help_text="first: an exclusive choice (one edge fires)")
     then = serializers.ChoiceField(choices=list(THEN), allow_null=True,
                                    help_text="first_done: the atoms it enables race; the first done wins")
+    iteration = serializers.IntegerField(min_value=1, help_text="the run of the rework loop it is in (1 outside loops)")
 
 
 class VisualizeSerializer(serializers.Serializer):

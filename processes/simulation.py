@@ -16,7 +16,7 @@ from .engine.simulation import SimulationResult, edge_rule_ids, simulate
 from .errors import InvalidInput
 from .models import WorkflowVersion
 from .prediction import predict_workflow, typical_durations
-from .selectors import atom_node
+from .selectors import atom_node, dependency_items, edge_item
 
 MAX_COVERAGE_CASES = 100
 
@@ -106,17 +106,11 @@ def _graph(blueprint: Blueprint, definition, outcome: SimulationResult, visits: 
     fired = {(edge["from"], edge["to"]) for edge in outcome.fired_edges}
     decisions = {(d["from"], d["to"]): d for d in outcome.decisions}
     edges = [
-        {"from": edge.source, "to": edge.target, "type": "ENABLES",
-         "fired": ((edge.source, edge.target) in fired) if edge.source in decided else None,
-         "default": edge.default, "conditional": edge.conditional,
+        {**edge_item(edge, ((edge.source, edge.target) in fired) if edge.source in decided else None),
          "decision": decisions.get((edge.source, edge.target))}
         for edge in blueprint.edges
     ]
-    edges += [
-        {"from": atom_id, "to": target, "type": "DEPENDS_ON", "fired": None, "default": False,
-         "conditional": False, "decision": None}
-        for atom_id, targets in blueprint.depends_on.items() for target in targets
-    ]
+    edges += [{**item, "decision": None} for item in dependency_items(blueprint)]
     return {"nodes": nodes, "edges": edges}
 
 
@@ -137,13 +131,17 @@ def with_sample_results(workflow_id: str, results: Mapping[str, Any]) -> tuple[d
     a what-if run follows the rules on what was given instead of stopping at the first form.
     Returns the results and the atoms that got placeholders."""
     _, blueprint = _workflow(workflow_id)
-    filled = {atom_id: dict(result) for atom_id, result in results.items()}
+    filled: dict[str, Any] = {atom_id: [dict(item) for item in result] if isinstance(result, list) else dict(result)
+                              for atom_id, result in results.items()}
     touched = []
     for atom in blueprint.atoms.values():
         given = filled.setdefault(atom.id, {})
-        missing = [field for field in atom.form if field.required and field.name not in given]
-        for field in missing:
-            given[field.name] = field.choices[0] if field.type == "choice" else SAMPLE_VALUES[field.type]
+        missing = False
+        for one in given if isinstance(given, list) else [given]:
+            for field in atom.form:
+                if field.required and field.name not in one:
+                    one[field.name] = field.choices[0] if field.type == "choice" else SAMPLE_VALUES[field.type]
+                    missing = True
         if missing:
             touched.append(atom.id)
     return filled, touched

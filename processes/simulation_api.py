@@ -32,21 +32,32 @@ def _edge_ref(name: str, **extra: serializers.Field) -> type[serializers.Seriali
 # --- requests ------------------------------------------------------------------------------------
 
 
+class AtomResultField(serializers.JSONField):
+    """A step's result: an object, or for a step in a rework loop a list of them (the n-th
+    completion takes the n-th, the last repeats)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) or (isinstance(data, list) and data and all(isinstance(item, dict) for item in data)):
+            return data
+        raise serializers.ValidationError("must be a JSON object, or a non-empty list of JSON objects")
+
+
 class TestJourneyRequestSerializer(serializers.Serializer):
     __test__ = False  # not a pytest test class, whatever its name
 
     journey_id = serializers.RegexField(ID_REGEX, help_text="A journey, phase or module id.")
     context = serializers.DictField(required=False, default=dict, help_text="The initial process context.")
     results = serializers.DictField(
-        child=serializers.DictField(), required=False, default=dict,
-        help_text="Atom id -> the result that step returns (a system atom's handler result comes first).",
+        child=AtomResultField(), required=False, default=dict,
+        help_text="Atom id -> the result that step returns (a system atom's handler result comes first); "
+                  "for a step in a rework loop, a list: the n-th completion takes the n-th, the last repeats.",
     )
 
 
 class CoverageCaseSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     context = serializers.DictField(required=False, default=dict)
-    results = serializers.DictField(child=serializers.DictField(), required=False, default=dict)
+    results = serializers.DictField(child=AtomResultField(), required=False, default=dict)
 
 
 class CoverageRequestSerializer(serializers.Serializer):

@@ -40,8 +40,7 @@ def process_detail(request, process_id: int):
     context = {
         "process": process,
         "graph": graph,
-        "graph_gates": {"first": any(n["choose"] == "first" for n in graph["nodes"]),
-                        "race": any(n["then"] for n in graph["nodes"])},
+        "graph_gates": selectors.graph_marks(graph),
         "timeline": selectors.timeline(process),
         "context_items": selectors.masked_context(process),
         "open_tasks": process.tasks.filter(status__in=["pending", "in_progress"]).select_related("assigned_to"),

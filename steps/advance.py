@@ -55,6 +55,9 @@ def advance(process: ProcessInstance, blueprint: Blueprint, outcome: core.Step, 
     picked: list[bool] = []
     tasks = [_new_task(process, blueprint, atom_id, now, closing_id, router, routes.get(atom_id), picked)
              for atom_id in outcome.activated]
+    if blueprint.regions:
+        for task in tasks:
+            task.iteration = core.iteration(blueprint, outcome.runtime, task.atom_id)
     log.writes.insert(tasks, need_ids=True)
     if picked:
         # The chosen people's profiles, stamped with the step's writes in user id order: the
@@ -69,12 +72,17 @@ def advance(process: ProcessInstance, blueprint: Blueprint, outcome: core.Step, 
     if system_ids:
         transaction.on_commit(lambda: enqueue_system_steps(system_ids))
 
+    for repeated in outcome.repeated:
+        log.add(process, EventType.LOOP_REPEATED, atom_id=repeated["to"], **repeated)
     process.context = sensitive.seal(sensitive.paths_of(process), outcome.context)
     process.atom_states = dict(outcome.runtime.states)
     process.fired_edges = {atom_id: sorted(targets) for atom_id, targets in outcome.runtime.fired.items()}
     process.lock_version += 1
     process.updated_at = now
     fields = ["context", "atom_states", "fired_edges", "lock_version", "updated_at", "status"]
+    if outcome.runtime.loops != process.loops:
+        process.loops = {key: dict(value) for key, value in outcome.runtime.loops.items()}
+        fields.append("loops")
     if outcome.completed:
         process.status = states.target_of(process.status, "complete")
         process.completed_at = now

@@ -83,7 +83,7 @@ class Step:
 
     def runtime(self, process: ProcessInstance | None = None) -> core.Runtime:
         process = process or self.process
-        return core.Runtime.stored(process.atom_states, process.fired_edges)
+        return core.Runtime.stored(process.atom_states, process.fired_edges, process.loops)
 
     # --- changing: everything waits for the commit ------------------------------------------
 

@@ -69,6 +69,8 @@ class TaskInstance(models.Model):
     data = models.JSONField(default=dict, blank=True)
     result = models.JSONField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The run of the innermost rework loop its atom is in: 1, then 2, 3, ... as the loop repeats.
+    iteration = models.PositiveIntegerField(default=1, db_default=1)
     last_error = models.TextField(blank=True, default="")
     escalated = models.BooleanField(default=False)
     version = models.PositiveIntegerField(default=0)

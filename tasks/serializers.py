@@ -21,7 +21,7 @@ class TaskSerializer(BuiltOnceFields, serializers.ModelSerializer):
         fields = [
             "id", "process_instance_id", "atom_id", "name", "kind", "role", "assigned_to", "status", "priority",
             "due_date", "created_at", "started_at", "completed_at", "data", "result", "escalated", "overdue",
-            "attempts", "last_error", "form",
+            "attempts", "last_error", "form", "iteration",
         ]
         read_only_fields = fields
 

@@ -92,10 +92,23 @@ def _finish(s: Step, task: TaskInstance, result: dict, *, by=None, **fields: Any
     except core.AtomNotActive as exc:
         raise Conflict(str(exc), code="atom_not_active") from exc
     now = timezone.now()
+    if outcome.incident is not None:
+        _hold_at_loop_limit(s, task, outcome.incident, sensitive.seal(paths, result), by=by, **fields)
+        return
     s.change_task(task, move="complete", started_at=task.started_at or now, completed_at=now,
                   result=sensitive.seal(paths, result), completed_by=by, **fields)
     s.event(EventType.TASK_COMPLETED, task=task, result_keys=sorted(result), assigned_to_id=task.assigned_to_id)
     s.advance(outcome, closing=task)
+
+
+def _hold_at_loop_limit(s: Step, task: TaskInstance, incident: dict, sealed_result: dict, *, by=None,
+                        **fields: Any) -> None:
+    """A back edge would run its loop once more than `max_iterations`: the completion is held
+    (its result kept on the task, nothing else changes) and the process fails with the
+    incident. An administrator's retry lets it through (`retry_task`)."""
+    error = f"{core.LOOP_LIMIT}: {core.describe_incident(incident)}"
+    task.attempts = fields.pop("attempts", task.attempts)
+    _fail(s, task, error, incident=incident, result=sealed_result, completed_by=by, **fields)
 
 
 # --- system steps, reported by the worker ------------------------------------------------------
@@ -133,17 +146,19 @@ def system_task_failed(task_id: int, error: str, *, attempt: int) -> float | Non
         return None
 
 
-def _fail(s: Step, task: TaskInstance, error: str) -> None:
-    """The task and its process fail: an incident an administrator retries."""
-    s.change_task(task, move="fail", last_error=error[:4000], attempts=task.attempts)
+def _fail(s: Step, task: TaskInstance, error: str, *, incident: dict | None = None, **task_fields: Any) -> None:
+    """The task and its process fail: an incident an administrator retries. `incident`: the
+    engine's own description, carried by `process.failed`; `task_fields`: more to save."""
+    s.change_task(task, move="fail", last_error=error[:4000], attempts=task.attempts, **task_fields)
     s.event(EventType.TASK_FAILED, task=task, error=error[:1000], attempts=task.attempts)
     s.move_process("fail", failure=f"{task.atom_id}: {error}"[:4000])
-    s.event(EventType.PROCESS_FAILED, atom_id=task.atom_id, error=error[:1000])
+    s.event(EventType.PROCESS_FAILED, atom_id=task.atom_id, error=error[:1000], **(incident or {}))
 
 
 @retry_transaction
 def retry_task(task_id: Any, *, user) -> TaskInstance:
-    """An administrator's retry of a failed system step: the process runs again."""
+    """An administrator's retry of a failed step: the process runs again. A system step
+    runs again; a completion held at a rework loop's limit goes through (`_release`)."""
     with step(task=task_id, actor=user) as s:
         task = s.task
         _require_visible(user, task, task_id)
@@ -153,12 +168,27 @@ def retry_task(task_id: Any, *, user) -> TaskInstance:
             raise Conflict(f"task {task.pk} is {task.status}, not failed", code="invalid_state")
         if s.process.status != ProcessStatus.FAILED:
             raise Conflict(f"the process is {s.process.status}", code="process_not_failed")
-        s.change_task(task, move="retry", attempts=0, last_error="")
         s.move_process("retry", failure="")
         s.event(EventType.TASK_RETRIED, task=task)
-        ids = [task.pk]
-        s.after_commit(lambda: enqueue_system_steps(ids))
+        if task.last_error.startswith(core.LOOP_LIMIT):
+            _release(s, task)
+        else:
+            s.change_task(task, move="retry", attempts=0, last_error="")
+            ids = [task.pk]
+            s.after_commit(lambda: enqueue_system_steps(ids))
     return task
+
+
+def _release(s: Step, task: TaskInstance) -> None:
+    """A completion held at a loop's limit goes through, its loop allowed one more run."""
+    process = s.process
+    paths = sensitive.paths_of(process)
+    runtime = core.allow_one_more(s.blueprint, s.runtime(), task.atom_id)
+    result = sensitive.reveal(paths, task.result or {})
+    outcome = core.complete(s.blueprint, runtime, sensitive.reveal(paths, process.context), task.atom_id, result)
+    s.change_task(task, move="release", completed_at=timezone.now(), last_error="")
+    s.event(EventType.TASK_COMPLETED, task=task, result_keys=sorted(result), assigned_to_id=task.assigned_to_id)
+    s.advance(outcome, closing=task)
 
 
 @retry_transaction

@@ -5,6 +5,7 @@ which refuses a move the task's status does not allow.
     pending ──claim──▶ in_progress ──complete──▶ completed
        │  └──────────────complete──────────────▶ (the implicit claim of a completion)
        ├──fail──▶ failed ──retry──▶ pending        (a system step out of retries; its retry)
+       │            └──release──▶ completed         (a completion a loop's limit held; its retry)
        └──cancel─▶ cancelled ◀──cancel── in_progress, failed   (abort)
 """
 
@@ -31,6 +32,8 @@ MOVES: Final[Mapping[str, Move]] = {
     "fail": Move(frozenset({PENDING, IN_PROGRESS}), FAILED),
     "retry": Move(frozenset({FAILED}), PENDING),
     "cancel": Move(frozenset({PENDING, IN_PROGRESS, FAILED}), CANCELLED),
+    # A completion held by a rework loop's `loop_limit` incident, let through by a retry.
+    "release": Move(frozenset({FAILED}), COMPLETED),
 }
 
 

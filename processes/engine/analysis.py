@@ -369,8 +369,8 @@ def workflow_errors(blueprint: Blueprint) -> list[str]:
 
 
 def rule_warnings(blueprint: Blueprint, definition: Mapping[str, Any]) -> list[str]:
-    """Conditions that never or always hold, fan-outs that can skip every branch, and
-    atoms that no context reaches."""
+    """Conditions that never or always hold, fan-outs that can skip every branch, loops that
+    never end, and atoms that no context reaches."""
     labels = _rule_labels(definition)
     domains = field_domains(blueprint)
     check = _memoized_solve()
@@ -380,7 +380,25 @@ def rule_warnings(blueprint: Blueprint, definition: Mapping[str, Any]) -> list[s
         atom_found, atom_can_fire = _decision_warnings(blueprint, atom_id, edges, labels, domains(atom_id), check)
         found += atom_found
         can_fire.update(atom_can_fire)
+    found += _endless_loops(blueprint, can_fire, labels, domains, check)
     found += _unreachable(blueprint, can_fire)
+    return found
+
+
+def _endless_loops(blueprint: Blueprint, can_fire, labels, domains, check) -> list[str]:
+    """Back edges that fire whatever the context: their loop ends only at its limit."""
+    found = []
+    for edge in blueprint.edges:
+        if not edge.loop:
+            continue
+        exits = [other for other in blueprint.outgoing[edge.source] if not other.loop]
+        if edge.conditional:
+            endless = check({"not": edge.condition}, domains(edge.source)).status == UNSAT
+        else:  # the default edge: it fires whenever no conditional edge does
+            endless = not any(can_fire[(other.source, other.target)] for other in exits if other.conditional)
+        if endless:
+            found.append(f"edges[{edge.position}]: the loop {_edge_name(edge, labels)} always runs again: every "
+                         f"process stops at its limit ({edge.max_iterations} runs)")
     return found
 
 

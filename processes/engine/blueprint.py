@@ -27,6 +27,7 @@ CHOOSE_FIRST = "first"
 FIRST_DONE = "first_done"
 CHOOSE = (CHOOSE_ALL, CHOOSE_FIRST)
 THEN = (FIRST_DONE,)
+DEFAULT_MAX_ITERATIONS = 10  # a back edge's runs of its region, before a `loop_limit` incident
 
 
 class UnknownContainer(LookupError):
@@ -74,6 +75,8 @@ class Edge:
     position: int
     condition: Any = None
     default: bool = False
+    loop: bool = False  # a back edge: its firing runs its region again
+    max_iterations: int = DEFAULT_MAX_ITERATIONS
 
     @property
     def conditional(self) -> bool:
@@ -98,7 +101,45 @@ class Blueprint:
 
     @cached_property
     def incoming(self) -> dict[str, tuple[Edge, ...]]:
-        return _group(self.atoms, self.edges, key=lambda edge: edge.target)
+        """The ordinary ENABLES edges into each atom: readiness waits for these. A back edge
+        into an atom activates it itself, when it fires (`regions`)."""
+        return _group(self.atoms, [edge for edge in self.edges if not edge.loop], key=lambda edge: edge.target)
+
+    @cached_property
+    def regions(self) -> dict[tuple[str, str], frozenset[str]]:
+        """Each back edge (X, Y) -> its region: the atoms on a path of ordinary edges from Y
+        to X, both included. The normalizer has checked that Y reaches X."""
+        found = {}
+        for edge in self.edges:
+            if edge.loop:
+                after = self._reach(edge.target, forward=True)
+                before = self._reach(edge.source, forward=False)
+                found[(edge.source, edge.target)] = frozenset(after & before)
+        return found
+
+    @cached_property
+    def region_of(self) -> dict[str, tuple[str, str]]:
+        """Each atom inside a loop -> the back edge of the innermost region it is in."""
+        innermost: dict[str, tuple[str, str]] = {}
+        for key, members in sorted(self.regions.items(), key=lambda item: -len(item[1])):
+            for atom_id in members:
+                innermost[atom_id] = key
+        return innermost
+
+    def _reach(self, start: str, *, forward: bool) -> set[str]:
+        seen = {start}
+        todo = [start]
+        while todo:
+            atom_id = todo.pop()
+            edges = self.outgoing[atom_id] if forward else self.incoming[atom_id]
+            for edge in edges:
+                if edge.loop:
+                    continue
+                nxt = edge.target if forward else edge.source
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
 
     @cached_property
     def dependents(self) -> dict[str, tuple[str, ...]]:
@@ -112,9 +153,10 @@ class Blueprint:
     def certain_next(self) -> dict[str, tuple[str, ...]]:
         """For each atom, the human atoms that its completion activates whatever the context:
         each enabled by it alone, unconditionally, and depending on nothing. A completion
-        may route them before the engine has run (`steps.lookahead`)."""
+        may route them before the engine has run (`steps.lookahead`). None for an atom with a
+        back edge: when that fires, its other edges stay undecided."""
         return {
-            atom_id: tuple(
+            atom_id: () if any(edge.loop for edge in self.outgoing[atom_id]) else tuple(
                 edge.target for edge in self.outgoing[atom_id]
                 if not edge.conditional and not edge.default and len(self.incoming[edge.target]) == 1
                 and not self.depends_on.get(edge.target) and not self.atoms[edge.target].is_system
@@ -131,7 +173,7 @@ class Blueprint:
         for atom_id, atom in self.atoms.items():
             if atom.then != FIRST_DONE:
                 continue
-            racers = [edge.target for edge in self.outgoing[atom_id]]
+            racers = [edge.target for edge in self.outgoing[atom_id] if not edge.loop]
             for racer in racers:
                 found[racer] = tuple(other for other in racers if other != racer)
         return found
@@ -251,6 +293,8 @@ def compile_blueprint(
                     position=position,
                     condition=_edge_condition(raw, rules),
                     default=bool(raw.get("default", False)),
+                    loop=bool(raw.get("loop", False)),
+                    max_iterations=int(raw.get("max_iterations", DEFAULT_MAX_ITERATIONS)),
                 )
             )
 

@@ -22,6 +22,7 @@ SKIPPED = "skipped"
 # `abort` sets it; no event of a running process meets it.
 CANCELLED = "cancelled"
 DECIDED = frozenset({COMPLETED, SKIPPED})
+LOOP_LIMIT = "loop_limit"  # the incident of a back edge that would run its region too often
 STATES = (WAITING, ACTIVE, COMPLETED, SKIPPED, CANCELLED)
 
 
@@ -48,21 +49,34 @@ class InvalidResult(EngineError):
         self.problems = problems
 
 
+def loop_key(source: str, target: str) -> str:
+    """A back edge's key in `Runtime.loops` (and the process row's JSON): `X>Y`."""
+    return f"{source}>{target}"
+
+
 @dataclass(frozen=True)
 class Runtime:
-    """A process's atom states and, per decided atom, the targets of its fired edges."""
+    """A process's atom states; per decided atom, the targets of its fired edges; and per
+    loop that has run again, `{iteration, extra}`: the run its region is in (1 when absent)
+    and the iterations an administrator allowed beyond `max_iterations`."""
 
     states: Mapping[str, str]
     fired: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    loops: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @classmethod
     def initial(cls, blueprint: Blueprint) -> "Runtime":
         return cls(states={atom_id: WAITING for atom_id in blueprint.atoms}, fired={})
 
     @classmethod
-    def stored(cls, states: Mapping[str, str], fired: Mapping[str, list[str]]) -> "Runtime":
-        """As a process row keeps it (`atom_states`, `fired_edges`: JSON)."""
-        return cls(states=states, fired={atom_id: frozenset(targets) for atom_id, targets in fired.items()})
+    def stored(cls, states: Mapping[str, str], fired: Mapping[str, list[str]],
+               loops: Mapping[str, Mapping[str, int]] | None = None) -> "Runtime":
+        """As a process row keeps it (`atom_states`, `fired_edges`, `loops`: JSON)."""
+        return cls(states=states, fired={atom_id: frozenset(targets) for atom_id, targets in fired.items()},
+                   loops=loops or {})
+
+    def iteration(self, key: str) -> int:
+        return self.loops.get(key, {}).get("iteration", 1)
 
     def edge_fired(self, source: str, target: str) -> bool | None:
         """True or False once the source is decided (False for ever once it is cancelled),
@@ -88,6 +102,10 @@ class Step:
     # open work is withdrawn. Also in `skipped`.
     withdrawn: list[str] = field(default_factory=list)
     completed: bool = False
+    fired: frozenset[str] = frozenset()  # the targets the completed atom's edges fired
+    repeated: list[dict[str, Any]] = field(default_factory=list)  # `loop.repeated` payloads
+    # `{code: "loop_limit", atom, to, iteration}`: the completion was refused, nothing changed.
+    incident: dict[str, Any] | None = None
 
 
 class _Walk:
@@ -97,6 +115,8 @@ class _Walk:
         self.bp = blueprint
         self.states = dict(runtime.states)
         self.fired = dict(runtime.fired)
+        self.loops = {key: dict(value) for key, value in runtime.loops.items()}
+        self.repeated: list[dict[str, Any]] = []
         self.context = dict(context)
         self.changed: list[str] = []
         self.activated: list[str] = []
@@ -149,10 +169,30 @@ class _Walk:
                 self.set_state(atom_id, ACTIVE)
                 self.activated.append(atom_id)
 
+    def repeat(self, source: str, target: str) -> None:
+        """Rework loops, 2: the region of the back edge (source, target) runs again. Its atoms
+        wait again with their edges undecided, the loops nested in it start counting afresh,
+        and its first atom is active."""
+        key = loop_key(source, target)
+        region = self.bp.regions[(source, target)]
+        for atom_id in sorted(region, key=lambda a: self.bp.atoms[a].position):
+            self.set_state(atom_id, WAITING)
+            self.fired.pop(atom_id, None)
+        for (inner_source, inner_target), members in self.bp.regions.items():
+            if members < region:
+                self.loops.pop(loop_key(inner_source, inner_target), None)
+        iteration = self.loops.get(key, {}).get("iteration", 1) + 1
+        self.loops[key] = {**self.loops.get(key, {}), "iteration": iteration}
+        self.repeated.append({"from": source, "to": target, "iteration": iteration})
+        self.set_state(target, ACTIVE)
+        self.activated.append(target)
+
     def skip(self, atom_id: str) -> None:
         """An atom not yet decided is skipped: its edges are dead, and what they lead to is
         decided again. An active one is also withdrawn (its open work goes)."""
-        if self.states[atom_id] == ACTIVE:
+        if atom_id in self.activated:
+            self.activated.remove(atom_id)  # activated by this same event: it has no work yet
+        elif self.states[atom_id] == ACTIVE:
             self.withdrawn.append(atom_id)
         self.set_state(atom_id, SKIPPED)
         self.skipped.append(atom_id)
@@ -173,13 +213,14 @@ class _Walk:
     def finish(self) -> Step:
         self.activated.sort(key=lambda atom_id: self.bp.atoms[atom_id].position)
         return Step(
-            runtime=Runtime(states=self.states, fired=self.fired),
+            runtime=Runtime(states=self.states, fired=self.fired, loops=self.loops),
             context=self.context,
             changed=self.changed,
             activated=self.activated,
             skipped=self.skipped,
             withdrawn=self.withdrawn,
             completed=all(state in DECIDED for state in self.states.values()),
+            repeated=self.repeated,
         )
 
 
@@ -212,10 +253,53 @@ def complete(
     walk.context.update(clean_result(atom, result))
     walk.set_state(atom_id, COMPLETED)
     walk.decide_outgoing(atom_id)
-    walk.settle(walk._downstream(atom_id))
+    fired = walk.fired[atom_id]
+    back = next((edge for edge in blueprint.outgoing[atom_id] if edge.loop and edge.target in fired), None)
+    if back is not None:
+        # Rework loops: the back edge alone is decided; 3. past its limit, nothing changes.
+        key = loop_key(atom_id, back.target)
+        iteration = runtime.iteration(key)
+        if iteration >= back.max_iterations + runtime.loops.get(key, {}).get("extra", 0):
+            incident = {"code": LOOP_LIMIT, "atom": atom_id, "to": back.target, "iteration": iteration}
+            return Step(runtime=runtime, context=dict(context), incident=incident)
+        walk.repeat(atom_id, back.target)
+        return _finished(walk, frozenset({back.target}))
     if atom_id in blueprint.rivals:
-        walk.end_race(atom_id)
-    return walk.finish()
+        walk.end_race(atom_id)  # first: a rival waiting on the winner must not activate
+    walk.settle(walk._downstream(atom_id))
+    return _finished(walk, fired)
+
+
+def _finished(walk: _Walk, fired: frozenset[str]) -> Step:
+    step = walk.finish()
+    step.fired = fired
+    return step
+
+
+def describe_incident(incident: Mapping[str, Any]) -> str:
+    runs = incident["iteration"]
+    return (f"the loop {incident['atom']} -> {incident['to']} reached its limit "
+            f"({runs} {'run' if runs == 1 else 'runs'})")
+
+
+def allow_one_more(blueprint: Blueprint, runtime: Runtime, atom_id: str) -> Runtime:
+    """An administrator's retry of a `loop_limit` incident at `atom_id`: each of its back
+    edges whose region ran its allowed iterations may run once more."""
+    loops = {key: dict(value) for key, value in runtime.loops.items()}
+    for edge in blueprint.outgoing[atom_id]:
+        if edge.loop:
+            key = loop_key(atom_id, edge.target)
+            entry = loops.setdefault(key, {})
+            if runtime.iteration(key) >= edge.max_iterations + entry.get("extra", 0):
+                entry["extra"] = entry.get("extra", 0) + 1
+    return Runtime(states=runtime.states, fired=runtime.fired, loops=loops)
+
+
+def iteration(blueprint: Blueprint, runtime: Runtime, atom_id: str) -> int:
+    """The run of the innermost loop region `atom_id` is in (1 outside loops): its task's
+    `iteration`."""
+    region = blueprint.region_of.get(atom_id)
+    return runtime.iteration(loop_key(*region)) if region else 1
 
 
 def withdraw(blueprint: Blueprint, runtime: Runtime, context: Mapping[str, Any], atom_id: str) -> Step:
@@ -235,7 +319,8 @@ def abort(runtime: Runtime, context: Mapping[str, Any]) -> Step:
     cancelled = [atom_id for atom_id, state in states.items() if state == ACTIVE]
     for atom_id in cancelled:
         states[atom_id] = CANCELLED
-    return Step(runtime=Runtime(states=states, fired=dict(runtime.fired)), context=dict(context), changed=cancelled)
+    return Step(runtime=Runtime(states=states, fired=dict(runtime.fired), loops=runtime.loops), context=dict(context),
+                changed=cancelled)
 
 
 def progress(runtime: Runtime) -> float:

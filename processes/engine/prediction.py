@@ -12,6 +12,10 @@ or, with too little history, the prior: each conditional edge fires with even od
 `choose: first`, the first to pass its draw alone), the default edge when none of them
 did, unconditional edges always.
 
+A rework loop's last atom repeats its loop with the chance observed in the event log
+(`loop.repeated` against the times it let the process on), or even odds, each run drawing
+its atoms' durations again, up to `max_iterations`.
+
 A race (`then: first_done`) is drawn when its source decides: each racer it reached draws
 its duration then, the fastest wins and runs as usual, and the others are skipped when it
 completes. A racer's wait for a dependency is left out of who wins.
@@ -32,6 +36,7 @@ from .durations import format_duration
 
 MIN_SAMPLES = 5  # fewer observations than this say too little about an atom
 PRIOR_FIRE_PROBABILITY = 0.5
+PRIOR_REPEAT_PROBABILITY = 0.5  # a rework loop's back edge, with too little history
 
 HISTORY = "history"
 SLA = "sla"
@@ -51,6 +56,9 @@ class History:
 
     durations: Mapping[str, Sequence[float]] = field(default_factory=dict)  # atom -> seconds
     branches: Mapping[str, Mapping[frozenset[str], int]] = field(default_factory=dict)  # atom -> fired set -> count
+    # A rework loop's last atom -> (how often its back edge ran the loop again, how often it
+    # let the process on).
+    repeats: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,8 +115,13 @@ class _AtomModel:
     fixed_duration: float | None  # the same every run (an SLA target, or nothing known)
     samples: tuple[float, ...]  # sorted observed durations, empty when not used
     branch: Brancher
-    targets: Mapping[str, int]  # outgoing ENABLES targets -> their indexes
+    targets: Mapping[str, int]  # outgoing ENABLES targets -> their indexes (back edges not)
     races: bool = False  # `then: first_done`: the targets it reaches race
+    # A rework loop's last atom: the chance its back edge runs the loop again, how often it
+    # may, and the loop's atoms (their durations are drawn again for each run).
+    repeat: float = 0.0
+    max_repeats: int = 0
+    region: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,8 @@ def topological_order(blueprint: Blueprint) -> list[str]:
     after: dict[str, list[str]] = {atom_id: [] for atom_id in blueprint.atoms}
     waiting = {atom_id: 0 for atom_id in blueprint.atoms}
     for edge in blueprint.edges:
+        if edge.loop:  # a back edge runs its loop again: the loop's order stays as drawn
+            continue
         after[edge.source].append(edge.target)
         waiting[edge.target] += 1
     for atom_id, deps in blueprint.depends_on.items():
@@ -176,7 +191,7 @@ def build_model(blueprint: Blueprint, history: History | None = None, *, min_sam
             target = atom.sla_target.total_seconds() if atom.sla_target else 0.0
             duration, fixed, duration_sources[atom_id] = _constant(target), target, (SLA if atom.sla_target else NONE)
             samples = ()
-        outgoing = blueprint.outgoing[atom_id]
+        outgoing = tuple(edge for edge in blueprint.outgoing[atom_id] if not edge.loop)
         targets = {edge.target: index[edge.target] for edge in outgoing}
         observed = _observed_branches(history.branches.get(atom_id, {}), targets)
         if not outgoing:
@@ -188,10 +203,18 @@ def build_model(blueprint: Blueprint, history: History | None = None, *, min_sam
             branch_sources[atom_id] = PRIOR if any(edge.conditional for edge in outgoing) else NONE
         incoming = tuple(index[edge.source] for edge in blueprint.incoming[atom_id])
         deps = tuple(index[dep] for dep in blueprint.depends_on[atom_id])
+        back = next((edge for edge in blueprint.outgoing[atom_id] if edge.loop), None)
+        loop = {}
+        if back is not None:
+            repeated, went_on = history.repeats.get(atom_id, (0, 0))
+            observed_runs = repeated + went_on
+            loop = {"repeat": repeated / observed_runs if observed_runs >= min_samples else PRIOR_REPEAT_PROBABILITY,
+                    "max_repeats": back.max_iterations - 1,
+                    "region": tuple(sorted(index[a] for a in blueprint.regions[(atom_id, back.target)]))}
         atoms.append(_AtomModel(
             index=index[atom_id], preds=incoming + deps, sources=incoming, is_start=not incoming,
             duration=duration, fixed_duration=fixed, samples=samples, branch=branch, targets=targets,
-            races=atom.then == FIRST_DONE,
+            races=atom.then == FIRST_DONE, **loop,
         ))
     return Model(blueprint, tuple(order), tuple(atoms), duration_sources, branch_sources)
 
@@ -340,6 +363,14 @@ def _run_once(model: Model, rnd, modes, known, residual, visits) -> float:
             decided[i] = start
             continue
         visits[i] += 1
+        if atom.max_repeats:
+            # A rework loop runs again with the chance its back edge fires, its atoms taking
+            # their time again (one after the other), up to its limit: a run that would pass
+            # the limit stops repeating there, as the live process stops at its incident.
+            for _ in range(atom.max_repeats):
+                if rnd() >= atom.repeat:
+                    break
+                decided[i] += sum(model.atoms[k].duration(rnd) for k in atom.region)
         fired = atom.branch(rnd)
         for k in fired:
             reached[k] = True

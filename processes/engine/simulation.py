@@ -64,11 +64,13 @@ def simulate(
 ) -> SimulationResult:
     """While any atom is active, complete the one first in file order, then re-evaluate.
 
-    An atom's result is what `results` maps its id to, laid over its handler's result for
-    a system atom, and `{}` otherwise. `durations` (atom id -> how long it takes) replaces
+    An atom's result is what `results` maps its id to (for a loop, a list: the n-th
+    completion takes the n-th, the last repeats), laid over its handler's result for a
+    system atom, and `{}` otherwise. A loop run past its `max_iterations` is an error. `durations` (atom id -> how long it takes) replaces
     SLA targets in `predicted_duration`, the critical path of the path taken.
     """
     results = results or {}
+    completions: dict[str, int] = {}
     try:
         step = core.start(blueprint, context or {})
     except core.InvalidContext as exc:
@@ -91,27 +93,33 @@ def simulate(
         if runtime.states[atom.id] != core.ACTIVE:
             continue
         result: dict[str, Any] = {}
+        completions[atom.id] = completions.get(atom.id, 0) + 1
         if atom.is_system and run_handler is not None:
             try:
                 result.update(run_handler(atom, ctx))
             except Exception as exc:  # a handler is user code: report, don't crash
                 errors.append(f"{atom.id}: handler {atom.handler!r} failed: {exc}")
                 break
-        result.update(results.get(atom.id, {}))
+        result.update(nth_result(results.get(atom.id, {}), completions[atom.id]))
         try:
             step = core.complete(blueprint, runtime, ctx, atom.id, result)
         except core.InvalidResult as exc:
             errors.extend(f"{atom.id}.{name}: {message}" for name, message in exc.problems.items())
             break
+        if step.incident is not None:
+            errors.append(f"{atom.id}: {core.LOOP_LIMIT}: {core.describe_incident(step.incident)}")
+            break
         runtime, ctx = step.runtime, step.context
         visited.append(atom.id)
         skipped.extend(step.skipped)
-        fired = runtime.fired.get(atom.id, frozenset())
+        fired = step.fired
         fired_edges.extend({"from": atom.id, "to": e.target} for e in blueprint.outgoing[atom.id] if e.target in fired)
         decisions.extend(explain_decision(blueprint, atom.id, ctx, fired, edge_rules))
         for atom_id in step.activated:
             heapq.heappush(active, (blueprint.atoms[atom_id].position, atom_id))
 
+    # An atom skipped in one run of a loop may complete in the next: skipped is where it ended.
+    skipped = [atom_id for atom_id in dict.fromkeys(skipped) if runtime.states[atom_id] == core.SKIPPED]
     if not errors and not all(state in core.DECIDED for state in runtime.states.values()):
         stuck = [atom_id for atom_id, state in runtime.states.items() if state not in core.DECIDED]
         errors.append(f"process cannot finish: atoms never decided: {', '.join(stuck)}")
@@ -125,6 +133,14 @@ def simulate(
         decisions=decisions,
         fired_edges=fired_edges,
     )
+
+
+def nth_result(given: Any, n: int) -> Mapping[str, Any]:
+    """An atom's result for its n-th completion (1-based): `results` maps an atom to one
+    result, or to a list of them for a loop, the last repeating."""
+    if isinstance(given, list):
+        return given[min(n, len(given)) - 1] if given else {}
+    return given
 
 
 # --- why the path went where it did --------------------------------------------------------

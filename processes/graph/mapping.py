@@ -3,6 +3,7 @@
     (:Journey)-[:HAS_PHASE]->(:Phase)-[:HAS_MODULE]->(:Module)-[:CONTAINS]->(:Atom)
     (:Journey)-[:CONTAINS]->(:Atom)                  atoms not placed in a module
     (:Atom)-[:ENABLES|DEPENDS_ON]->(:Atom)   (:Atom)-[:PERFORMED_BY]->(:Atom {kind: 'role'})
+    (:Atom)-[:ENABLES {loop: true, max_iterations}]->(:Atom)   a rework loop's back edge
     (:Rule {rule_id, description, conditions_json})
     (:Journey {start_json})                          who may start it, and which parts alone
 
@@ -119,6 +120,8 @@ def to_graph(definition: Mapping[str, Any]) -> tuple[list[Node], list[Rel]]:
                 default=True if edge.get("default") else None,
                 rule_ids=list(edge["rules"]) if edge.get("rules") else None,
                 condition_json=_dumps(edge["condition"]) if "condition" in edge else None,
+                loop=True if edge.get("loop") else None,
+                max_iterations=edge.get("max_iterations"),
             )
         rels.append(Rel(edge["type"], edge["from"], edge["to"], position, props))
     for position, rule in enumerate(definition["rules"]):
@@ -214,6 +217,10 @@ def from_graph(nodes: list[Node], rels: list[Rel]) -> dict[str, Any]:
             edge["condition"] = _loads(rel.props, "condition_json")
         if rel.props.get("default"):
             edge["default"] = True
+        if rel.props.get("loop"):
+            edge["loop"] = True
+        if "max_iterations" in rel.props:
+            edge["max_iterations"] = rel.props["max_iterations"]
         edges.append(edge)
 
     rules = []

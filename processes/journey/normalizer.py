@@ -19,6 +19,7 @@ from typing import Any, Callable, Collection, Final, Iterable
 from processes.engine.blueprint import (  # the canonical form omits the defaults
     CHOOSE,
     CHOOSE_ALL,
+    DEFAULT_MAX_ITERATIONS,
     DEFAULT_SYSTEM_RETRIES,
     FIRST_DONE,
     THEN,
@@ -66,7 +67,9 @@ ATOM_KEYS: Final = (
     "choose", "then", "rules",
 )
 FORM_KEYS: Final = ("name", "type", "label", "required", "sensitive", "choices")
-EDGE_KEYS: Final = ("type", "from", "to", "rule", "rules", "condition", "default")
+EDGE_KEYS: Final = ("type", "from", "to", "rule", "rules", "condition", "default", "loop", "max_iterations")
+LOOP_KEYS: Final = ("loop", "max_iterations")
+MAX_ITERATIONS: Final = 1000
 RULE_KEYS: Final = ("rule_id", "description", "conditions", "actions")
 ACTION_KEYS: Final = ("type", "target")
 
@@ -140,6 +143,7 @@ class _Normalizer:
         self.check_defaults()
         self.check_races()
         self.check_cycles()
+        self.check_loops()
         result = {
             "format": FORMAT,
             "journey": journey,
@@ -701,13 +705,14 @@ class _Normalizer:
         if edge_type is None:
             return
         if edge_type != "ENABLES":
-            for key in CONDITION_KEYS:
+            for key in (*CONDITION_KEYS, *LOOP_KEYS):
                 if key in item:
                     self.problem(f"{place}.{key}", f"only ENABLES edges carry {key}")
         if source is None or target is None:
             return
-        if source == target:
-            self.problem(place, f"self loop on {show(source)}")
+        loop = edge_type == "ENABLES" and self.flag(item, "loop", place)
+        if source == target and not loop:
+            self.problem(place, f"self loop on {show(source)} (a rework loop says loop: true)")
             return
         key = (edge_type, source, target)
         if key in self.edge_keys:
@@ -720,7 +725,24 @@ class _Normalizer:
         out: dict[str, Any] = {"type": edge_type, "from": source, "to": target}
         if edge_type == "ENABLES":
             self.edge_conditions(item, place, out)
+            self.loop_parts(item, place, out, loop)
         self.edges.append(_Edge(out, place))
+
+    def loop_parts(self, item: dict[Any, Any], place: str, out: dict[str, Any], loop: bool) -> None:
+        """A back edge (`loop: true`) and its `max_iterations`. Whether it carries a condition
+        is checked once seed-style rules have conditioned their edges (`check_loops`)."""
+        limit = _get(item, "max_iterations")
+        if loop:
+            out["loop"] = True
+        if limit is _ABSENT:
+            return
+        if not loop:
+            self.problem(f"{place}.max_iterations", "only a back edge (loop: true) has max_iterations")
+        elif not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_ITERATIONS:
+            self.problem(f"{place}.max_iterations",
+                         f"must be a whole number from 1 to {MAX_ITERATIONS}, got {show(limit)}")
+        elif limit != DEFAULT_MAX_ITERATIONS:
+            out["max_iterations"] = limit
 
     def endpoint(self, item: dict[Any, Any], key: str, place: str, kind: str) -> str | None:
         if item.get(key) is None:
@@ -841,10 +863,61 @@ class _Normalizer:
                     self.problem(other.place, message)
 
     def check_cycles(self) -> None:
-        # DEPENDS_ON from B to A means A finishes before B: the arc A -> B.
+        # DEPENDS_ON from B to A means A finishes before B: the arc A -> B. Back edges are the
+        # loops a file means, and are checked as such (`check_loops`).
         arcs = [
             (edge.out["from"], edge.out["to"]) if edge.out["type"] == "ENABLES" else (edge.out["to"], edge.out["from"])
-            for edge in self.edges
+            for edge in self.edges if not edge.out.get("loop")
         ]
         for cycle in find_cycles(list(self.atoms), arcs):
             self.problem("edges", "cycle " + " -> ".join(cycle))
+
+    def check_loops(self) -> None:
+        """Each back edge X -> Y: conditioned (or X's default), Y leads to X through ordinary
+        edges, its region is entered only at Y and left only at X, and two regions are
+        disjoint or nested."""
+        if any(problem.startswith("edges: cycle") for problem in self.problems):
+            return  # regions are meaningless on a graph that is not acyclic
+        ordinary = [edge.out for edge in self.edges if edge.out["type"] == "ENABLES" and not edge.out.get("loop")]
+        after: dict[str, list[str]] = {}
+        before: dict[str, list[str]] = {}
+        for edge in ordinary:
+            after.setdefault(edge["from"], []).append(edge["to"])
+            before.setdefault(edge["to"], []).append(edge["from"])
+        regions: list[tuple[str, frozenset[str]]] = []
+        for edge in self.edges:
+            if not edge.out.get("loop"):
+                continue
+            source, target = edge.out["from"], edge.out["to"]
+            if not (edge.out.get("rules") or "condition" in edge.out or edge.out.get("default")):
+                self.problem(f"{edge.place}.loop", "a back edge carries a condition or is its atom's default edge")
+            region = frozenset(_reach(target, after) & _reach(source, before))
+            if source not in region:
+                self.problem(edge.place, f"not a loop: {show(target)} does not lead to {show(source)} "
+                                         "through ordinary ENABLES edges")
+                continue
+            for other in ordinary:
+                inside_from, inside_to = other["from"] in region, other["to"] in region
+                place = self.edge_keys[("ENABLES", other["from"], other["to"])]
+                if inside_to and not inside_from and other["to"] != target:
+                    self.problem(place, f"enters the loop {edge.place} at {show(other['to'])}: a loop is entered "
+                                        f"only at its first atom {show(target)}")
+                if inside_from and not inside_to and other["from"] != source:
+                    self.problem(place, f"leaves the loop {edge.place} at {show(other['from'])}: a loop is left "
+                                        f"only at its last atom {show(source)}")
+            for other_place, other_region in regions:
+                if region & other_region and not (region <= other_region or other_region <= region):
+                    self.problem(edge.place, f"the loop overlaps the loop {other_place}: loops are disjoint or "
+                                             "one lies inside the other")
+            regions.append((edge.place, region))
+
+
+def _reach(start: str, arcs: dict[str, list[str]]) -> set[str]:
+    seen = {start}
+    todo = [start]
+    while todo:
+        for nxt in arcs.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen

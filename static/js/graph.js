@@ -1,6 +1,6 @@
 // The workflow graph drawn with Cytoscape.js: atoms coloured by state, fired edges in green,
-// dead or undecided ones grey, DEPENDS_ON dashed, an exclusive choice's and a race's edges
-// marked where they start. `update` recolours without a new layout.
+// dead or undecided ones grey, DEPENDS_ON dashed, a rework loop's back edge curved back in
+// amber, an exclusive choice's and a race's edges marked where they start. `update` recolours without a new layout.
 window.GNDP = window.GNDP || {};
 
 // Long workflows are mostly chains: a plain top-down layout makes them a thin needle. Rank
@@ -9,7 +9,7 @@ window.GNDP = window.GNDP || {};
 function snakePositions(graph, perRow = 6) {
   const rank = {}, incoming = {};
   graph.nodes.forEach((n) => { rank[n.id] = 0; incoming[n.id] = []; });
-  graph.edges.forEach((e) => incoming[e.to].push(e.from));
+  graph.edges.forEach((e) => { if (!e.loop) incoming[e.to].push(e.from); });  // back edges would cycle
   const visit = (id, seen = new Set()) => {
     if (seen.has(id)) return rank[id];
     seen.add(id);
@@ -46,11 +46,13 @@ GNDP.graph = function (container, data) {
     if (n.then === "first_done") gate[n.id] = "race";
     else if (n.choose === "first") gate[n.id] = "first";
   });
+  // A step inside a rework loop that has run again says which run it is on.
+  const label = (n) => (n.iteration > 1 ? `${n.name}\n(run ${n.iteration})` : n.name);
   const elements = (graph) => [
-    ...graph.nodes.map((n) => ({ data: { id: n.id, label: n.name, state: n.state, kind: n.kind } })),
+    ...graph.nodes.map((n) => ({ data: { id: n.id, label: label(n), state: n.state, kind: n.kind } })),
     ...graph.edges.map((e, i) => ({
-      data: { id: "e" + i, source: e.from, target: e.to, type: e.type,
-              gate: e.type === "ENABLES" ? gate[e.from] || "" : "",
+      data: { id: "e" + i, source: e.from, target: e.to, type: e.type, loop: e.loop ? "yes" : "no",
+              gate: e.type === "ENABLES" && !e.loop ? gate[e.from] || "" : "",
               fired: e.fired === true ? "yes" : e.fired === false ? "no" : "undecided" },
     })),
   ];
@@ -80,6 +82,11 @@ GNDP.graph = function (container, data) {
           "source-arrow-color": "#475569", "arrow-scale": 1.3 } },
       { selector: "edge[gate = 'race']", style: { "source-arrow-shape": "circle", "source-arrow-fill": "hollow",
           "source-arrow-color": "#475569", "arrow-scale": 1.3 } },
+      // A back edge: curved back over the steps it repeats, dashed amber.
+      { selector: "edge[loop = 'yes']", style: {
+          "curve-style": "unbundled-bezier", "control-point-distances": [-90], "control-point-weights": [0.5],
+          "line-style": "dashed", "line-color": "#d97706", "target-arrow-color": "#d97706" } },
+      { selector: "edge[loop = 'yes'][fired = 'yes']", style: { "line-style": "solid", width: 3.5 } },
       { selector: "edge[type = 'DEPENDS_ON']", style: { "line-style": "dashed", "line-color": "#a78bfa", "target-arrow-color": "#a78bfa" } },
     ],
   });
@@ -87,7 +94,7 @@ GNDP.graph = function (container, data) {
   return {
     cy,
     update(graph) {
-      graph.nodes.forEach((n) => cy.getElementById(n.id).data("state", n.state));
+      graph.nodes.forEach((n) => cy.getElementById(n.id).data({ state: n.state, label: label(n) }));
       graph.edges.forEach((e, i) => cy.getElementById("e" + i).data("fired",
         e.fired === true ? "yes" : e.fired === false ? "no" : "undecided"));
     },

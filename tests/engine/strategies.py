@@ -1,5 +1,5 @@
-"""Hypothesis strategies: random valid workflows (DAGs, with exclusive choices and races) in the
-canonical definition shape."""
+"""Hypothesis strategies: random valid workflows (DAGs, with rework loops, exclusive choices and
+races) in the canonical definition shape."""
 
 from __future__ import annotations
 
@@ -31,11 +31,21 @@ def workflows(draw, max_atoms: int = 10):
             edges.append(edge)
     # Edges must be in file order per source; sort by source then keep the drawn order.
     edges.sort(key=lambda e: ids.index(e["from"]))
+    # A rework loop now and then: a back edge that the normalizer accepts (its region entered
+    # and left at its ends), conditioned on x, with a small limit so that runs hit it too.
+    if n > 1 and draw(st.integers(0, 2)) == 0:
+        source = draw(st.integers(min_value=1, max_value=n - 1))
+        target = draw(st.integers(min_value=0, max_value=source))
+        back = {"type": "ENABLES", "from": ids[source], "to": ids[target], "loop": True,
+                "condition": {"field": "x", "operator": "lt", "value": draw(st.integers(0, 10))},
+                "max_iterations": draw(st.integers(1, 3))}
+        if _accepted({"atoms": atoms, "edges": [*edges, back]}):
+            edges.append(back)
     # Choices: an exclusive choice here and there, and races where an atom's targets have it
     # as their only source (the rule a race needs).
     sources_of = {atom_id: {e["from"] for e in edges if e["to"] == atom_id} for atom_id in ids}
     for atom in atoms:
-        targets = [e["to"] for e in edges if e["from"] == atom["id"]]
+        targets = [e["to"] for e in edges if e["from"] == atom["id"] and not e.get("loop")]
         if any("condition" in e for e in edges if e["from"] == atom["id"]) and draw(st.integers(0, 2)) == 0:
             atom["choose"] = "first"
         if len(targets) > 1 and all(sources_of[t] == {atom["id"]} for t in targets) and draw(st.integers(0, 2)) == 0:
@@ -53,6 +63,17 @@ def workflows(draw, max_atoms: int = 10):
         "edges": edges,
         "rules": [],
     }
+
+
+def _accepted(parts) -> bool:
+    from processes.journey import JourneyError, normalize
+
+    try:
+        normalize({"format": "gndp-journey/1", "journey": {"id": "journey-random", "name": "random"},
+                   "roles": [{"id": "role-x", "name": "X"}], **parts})
+    except JourneyError:
+        return False
+    return True
 
 
 def results_for(ids):

@@ -188,13 +188,20 @@ def test_every_process_ends_no_atom_runs_twice_and_joins_wait(data):
     step = core.start(bp, context)
     activated = list(step.activated)
     withdrawn: list[str] = []
-    for _ in range(len(bp.atoms) + 1):
+    runs = 1 + sum(edge.max_iterations for edge in bp.edges if edge.loop)  # each loop's region, as often as it may
+    for _ in range(len(bp.atoms) * runs + 1):
         active = [a for a, s in step.runtime.states.items() if s == core.ACTIVE]
         if not active:
             break
         atom_id = data.draw(st.sampled_from(active))  # any interleaving of parallel work
         before = step.runtime
         step = core.complete(bp, before, step.context, atom_id, results[atom_id])
+        if step.incident is not None:
+            # A loop at its limit: the process stops there with nothing changed (an incident).
+            assert step.incident["code"] == core.LOOP_LIMIT and step.runtime == before
+            return
+        if step.repeated:
+            activated = [a for a in activated if a not in bp.regions[(atom_id, step.repeated[0]["to"])]]
         for new in step.activated:
             # A join never fires before all its branches (and dependencies) are decided.
             assert all(step.runtime.states[e.source] in core.DECIDED for e in bp.incoming[new])
@@ -225,15 +232,21 @@ def test_simulation_visits_exactly_what_a_file_order_run_completes(data):
 
     step = core.start(bp, {})
     order = []
+    stopped = False  # at a loop's limit
     while True:
         active = sorted((a for a, s in step.runtime.states.items() if s == core.ACTIVE), key=lambda a: bp.atoms[a].position)
         if not active:
             break
-        step = core.complete(bp, step.runtime, step.context, active[0], results[active[0]])
+        after = core.complete(bp, step.runtime, step.context, active[0], results[active[0]])
+        if after.incident is not None:
+            stopped = True
+            break
+        step = after
         order.append(active[0])
-    assert outcome.success
+    assert outcome.success is not stopped
     assert outcome.visited_atoms == order
-    assert set(outcome.skipped_atoms) == {a for a, s in step.runtime.states.items() if s == core.SKIPPED}
+    if not stopped:
+        assert set(outcome.skipped_atoms) == {a for a, s in step.runtime.states.items() if s == core.SKIPPED}
 
 
 # --- choices: first match, and the first to be done ------------------------------------------
@@ -330,3 +343,77 @@ def test_withdrawing_the_only_way_on_skips_what_follows():
     step = core.withdraw(bp, core.start(bp).runtime, {}, "a")
 
     assert step.runtime.states == {"a": "skipped", "b": "skipped"} and step.completed
+
+
+def test_a_racer_that_depends_on_the_winner_loses_and_never_activates():
+    raw = definition(["a", "r1", "r2"], [enables("a", "r1"), enables("a", "r2"),
+                                        {"type": "DEPENDS_ON", "from": "r2", "to": "r1"}])
+    bp = compile_blueprint(with_keys(raw, "a", then="first_done"))
+
+    step = core.complete(bp, run(bp, ["a"]).runtime, {}, "r1", {})
+
+    assert step.runtime.states["r2"] == "skipped"
+    assert step.activated == [] and step.withdrawn == []
+    assert step.completed
+
+
+# --- rework loops ---------------------------------------------------------------------------------
+
+def rework(max_iterations=2, **back):
+    raw = definition(["start", "prep", "check", "review", "close"], [
+        enables("start", "prep"), enables("prep", "check"), enables("check", "review"),
+        enables("review", "close", condition={"field": "ok", "operator": "eq", "value": True}),
+        enables("review", "prep", loop=True, default=True, max_iterations=max_iterations, **back),
+    ])
+    return compile_blueprint(raw)
+
+
+def test_a_back_edge_runs_its_region_again_and_counts_the_run():
+    bp = rework()
+    assert bp.regions == {("review", "prep"): frozenset({"prep", "check", "review"})}
+    assert bp.start_atoms == ("start",)  # the back edge into prep does not hold it back
+
+    step = run(bp, ["start", "prep", "check", "review"], results={"review": {"ok": False}})
+
+    assert dict(step.runtime.states) == {"start": "completed", "prep": "active", "check": "waiting",
+                                         "review": "waiting", "close": "waiting"}
+    assert step.repeated == [{"from": "review", "to": "prep", "iteration": 2}]
+    assert step.activated == ["prep"] and step.fired == {"prep"}
+    assert "review" not in step.runtime.fired and "check" not in step.runtime.fired  # undecided again
+    assert core.iteration(bp, step.runtime, "check") == 2 and core.iteration(bp, step.runtime, "start") == 1
+
+    for atom_id, result in (("prep", {}), ("check", {}), ("review", {"ok": True}), ("close", {})):
+        step = core.complete(bp, step.runtime, step.context, atom_id, result)
+    assert step.completed and step.runtime.edge_fired("review", "prep") is False
+
+
+def test_past_its_limit_a_loop_changes_nothing_and_an_allowance_lets_it_run_once_more():
+    bp = rework(max_iterations=1)
+    before = run(bp, ["start", "prep", "check"])
+
+    held = core.complete(bp, before.runtime, before.context, "review", {"ok": False})
+
+    assert held.incident == {"code": "loop_limit", "atom": "review", "to": "prep", "iteration": 1}
+    assert held.runtime == before.runtime and held.context == before.context
+    allowed = core.allow_one_more(bp, before.runtime, "review")
+    step = core.complete(bp, allowed, before.context, "review", {"ok": False})
+    assert step.incident is None and step.runtime.loops == {"review>prep": {"iteration": 2, "extra": 1}}
+
+
+def test_a_self_loop_and_nested_loops_count_each_region_on_its_own():
+    raw = definition(["a", "b", "c"], [
+        enables("a", "b"), enables("b", "c"),
+        enables("b", "b", loop=True, condition={"field": "again", "operator": "eq", "value": True}),
+        enables("c", "a", loop=True, condition={"field": "outer", "operator": "eq", "value": True}),
+    ])
+    bp = compile_blueprint(raw)
+    assert bp.region_of == {"a": ("c", "a"), "b": ("b", "b"), "c": ("c", "a")}
+
+    step = run(bp, ["a", "b", "b"], results={"b": {"again": True}})
+    assert step.runtime.loops == {"b>b": {"iteration": 3}} and core.iteration(bp, step.runtime, "b") == 3
+    step = core.complete(bp, step.runtime, step.context, "b", {"again": False})
+    step = core.complete(bp, step.runtime, step.context, "c", {"outer": True})
+
+    # The outer loop ran again: the inner one starts counting afresh.
+    assert step.runtime.loops == {"c>a": {"iteration": 2}}
+    assert core.iteration(bp, step.runtime, "b") == 1 and core.iteration(bp, step.runtime, "a") == 2

@@ -48,6 +48,16 @@ def choices() -> dict:
     return normalize(raw, known_handlers=handlers.names())
 
 
+def loops() -> dict:
+    """Part 2's rework loops: a back edge with its own limit, and a self-loop."""
+    from tests.processes.test_loops import REWORK
+
+    raw = copy.deepcopy(REWORK)
+    raw["edges"].append({"type": "ENABLES", "from": "close", "to": "close", "loop": True,
+                         "condition": {"field": "again", "operator": "eq", "value": True}})
+    return normalize(raw, known_handlers=handlers.names())
+
+
 def stored_hash(store, journey_id: str) -> str:
     return definition_hash(normalize(store.get_journey(journey_id), known_handlers=handlers.names()))
 
@@ -59,7 +69,7 @@ def renamed(definition: dict, journey_id: str, name: str) -> dict:
     return other
 
 
-@pytest.mark.parametrize("definition", [small, demo, choices], ids=["small", "demo", "choices"])
+@pytest.mark.parametrize("definition", [small, demo, choices, loops], ids=["small", "demo", "choices", "loops"])
 def test_round_trip_keeps_the_definition_hash(store, definition):
     # given
     journey = definition()

@@ -422,7 +422,7 @@ CASES = [
      ["edges[0].from: 'role-x' is a role, not an atom"]),
     ("edge endpoints missing", lambda d: d["edges"].append({"type": "ENABLES"}), ["edges[0].from: required", "edges[0].to: required"]),
     ("edge unknown key", lambda d: d["edges"].append(edge("atom-a", "atom-b", weight=3)), ["edges[0].weight: unknown key"]),
-    ("self loop", lambda d: d["edges"].append(edge("atom-a", "atom-a")), ["edges[0]: self loop on 'atom-a'"]),
+    ("self loop", lambda d: d["edges"].append(edge("atom-a", "atom-a")), ["edges[0]: self loop on 'atom-a' (a rework loop says loop: true)"]),
     ("duplicate edge", lambda d: d["edges"].extend(
         [edge("atom-a", "atom-b"), edge("atom-b", "atom-c"), edge("atom-a", "atom-b", rule="rule-r")]),
      ["edges[2]: duplicate of edges[0] (ENABLES atom-a -> atom-b)"]),
@@ -901,4 +901,70 @@ def test_bad_choices_are_refused_at_their_places():
         "atoms[1].then: must be one of first_done, got True",
         "edges[2]: atom 'atom-c' is a racer of 'atom-a' (then: first_done) and may have no other ENABLES source, "
         "here 'atom-b'",
+    ]
+
+
+
+# --- Part 2: rework loops ----------------------------------------------------------------------
+
+LOOP_CONDITION = {"field": "x", "operator": "eq", "value": 1}
+
+
+def test_a_back_edge_is_canonical_and_left_out_of_the_cycle_check():
+    data = minimal(edges=[edge("atom-a", "atom-b"), edge("atom-b", "atom-c"),
+                          edge("atom-c", "atom-b", loop=True, condition=LOOP_CONDITION, max_iterations=10),
+                          edge("atom-c", "atom-c", loop=True, rule="rule-r", max_iterations=4)])
+
+    defn = normalize(data)
+
+    assert defn["edges"][2] == {"type": "ENABLES", "from": "atom-c", "to": "atom-b", "condition": LOOP_CONDITION,
+                                "loop": True}  # max_iterations 10 is the default
+    assert defn["edges"][3] == {"type": "ENABLES", "from": "atom-c", "to": "atom-c", "rules": ["rule-r"],
+                                "loop": True, "max_iterations": 4}
+    assert normalize(parse_text(dump(defn))) == defn
+
+
+def test_malformed_loop_keys_are_refused_one_line_each():
+    data = minimal(edges=[
+        edge("atom-a", "atom-b", loop="yes"),
+        edge("atom-b", "atom-a", kind="DEPENDS_ON", loop=True),
+        edge("atom-c", "atom-a", loop=True, default=True, max_iterations=1001),
+        edge("atom-b", "atom-c", max_iterations=3),
+    ])
+
+    assert problems(data) == [
+        "edges[0].loop: must be true or false, got 'yes'",
+        "edges[1].loop: only ENABLES edges carry loop",
+        "edges[2].max_iterations: must be a whole number from 1 to 1000, got 1001",
+        "edges[3].max_iterations: only a back edge (loop: true) has max_iterations",
+    ]
+
+
+def test_a_loop_is_conditioned_and_entered_and_left_only_at_its_ends():
+    data = minimal(edges=[
+        edge("atom-a", "atom-b"), edge("atom-b", "atom-c"),
+        edge("atom-c", "atom-b", loop=True),  # no condition
+        edge("atom-a", "atom-c"),  # into the loop past its first atom
+        edge("atom-b", "atom-d"),  # out of the loop before its last atom
+        edge("atom-a", "atom-d", loop=True, rule="rule-r"),  # atom-d does not lead to atom-a
+    ])
+    data["atoms"].append({"id": "atom-d", "name": "D", "performed_by": "role-x"})
+
+    assert problems(data) == [
+        "edges[2].loop: a back edge carries a condition or is its atom's default edge",
+        "edges[3]: enters the loop edges[2] at 'atom-c': a loop is entered only at its first atom 'atom-b'",
+        "edges[4]: leaves the loop edges[2] at 'atom-b': a loop is left only at its last atom 'atom-c'",
+        "edges[5]: not a loop: 'atom-d' does not lead to 'atom-a' through ordinary ENABLES edges",
+    ]
+
+
+def test_loops_overlap_only_by_nesting():
+    data = minimal(edges=[
+        edge("atom-a", "atom-b"), edge("atom-b", "atom-c"),
+        edge("atom-b", "atom-a", loop=True, rule="rule-r"),
+        edge("atom-c", "atom-b", loop=True, rule="rule-r"),
+    ])
+
+    assert problems(data) == [
+        "edges[3]: the loop overlaps the loop edges[2]: loops are disjoint or one lies inside the other",
     ]

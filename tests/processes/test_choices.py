@@ -4,8 +4,6 @@ withdraws the others, and a manager's cancel of one step, through the services a
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from notifications.models import Notification
 from processes.errors import Conflict
@@ -15,9 +13,9 @@ from processes.versions import publish_journey
 from tasks import services as task_services
 from tasks.models import Profile, TaskInstance
 from tests.factories import UserFactory
+from tests.processes.steps import ROLE, api, desk, open_task, work  # noqa: F401 (desk: a fixture)
 from tests.races import race
 
-ROLE = "role-desk"
 
 
 def human(atom_id, **keys):
@@ -56,21 +54,7 @@ def offer_version(db):
     return publish_journey(OFFER).version
 
 
-@pytest.fixture
-def desk(db):
-    return UserFactory(username="dana", roles=[ROLE])
 
-
-def open_task(process, atom_id) -> TaskInstance:
-    return TaskInstance.objects.get(process=process, atom_id=atom_id, status__in=["pending", "in_progress"])
-
-
-def work(process, atom_id, user, result=None) -> TaskInstance:
-    """Claim the step from the desk's queue (unless claimed) and complete it."""
-    task = open_task(process, atom_id)
-    if task.assigned_to_id is None:
-        task_services.start_task(task.pk, user=user)
-    return task_services.complete_task(task.pk, user=user, result=result or {})
 
 
 def to_the_race(user) -> ProcessInstance:
@@ -137,11 +121,6 @@ def test_two_racers_completed_at_once_leave_exactly_one_winner(offer_version):
 
 
 # --- a manager withdraws one step: POST /api/tasks/{id}/cancel ------------------------------------
-
-def api(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return client
 
 
 @pytest.mark.django_db(transaction=True)

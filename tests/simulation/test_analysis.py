@@ -111,3 +111,23 @@ def test_an_edge_an_earlier_one_always_takes_first_is_reported_under_choose_firs
         "edges[1]: atom-a -> atom-c never fires: with choose: first, an earlier edge fires whenever its condition holds",
         "atoms[2]: atom 'atom-c' is unreachable: no context makes an edge into it fire",
     ]
+
+
+def test_a_loop_that_always_runs_again_is_reported():
+    from .journeys import enables, human, journey, score_form
+    from processes.journey import normalize
+
+    atoms = [human("atom-a"), human("atom-b", form=score_form()), human("atom-c")]
+    ending = [enables("atom-a", "atom-b"),
+              enables("atom-b", "atom-c", condition={"field": "score", "operator": "gte", "value": 5}),
+              enables("atom-b", "atom-a", loop=True, default=True, max_iterations=3)]
+    endless = [*ending[:1], {**ending[1], "condition": {"field": "score", "operator": "gt", "value": 10 ** 9}},
+               enables("atom-b", "atom-a", loop=True, condition={"field": "score", "operator": "exists"})]
+
+    assert rule_warnings(*twice(normalize(journey(atoms, ending)))) == []
+    assert "edges[2]: the loop atom-b -> atom-a always runs again: every process stops at its limit (10 runs)" in \
+        rule_warnings(*twice(normalize(journey(atoms, endless))))
+
+
+def twice(definition):
+    return compile_blueprint(definition), definition

@@ -29,15 +29,21 @@ def run_live(workflow_id, context, results, user):
     process = start_process(workflow_id=workflow_id, user=user, context=context)
     blueprint = versions.get_blueprint(process.version_id, workflow_id)
     completed = []
-    for _ in range(len(blueprint.atoms) + 1):
+    for _ in range(runs_at_most(blueprint)):
         open_tasks = list(TaskInstance.objects.filter(process=process, status="pending"))
-        if not open_tasks:
+        process.refresh_from_db()
+        if not open_tasks or process.status != "running":  # done, or stopped at a loop's limit
             break
         task = min(open_tasks, key=lambda t: blueprint.atoms[t.atom_id].position)
-        task_services.complete_task(task.pk, user=user, result=results[task.atom_id])
-        completed.append(task.atom_id)
+        if task_services.complete_task(task.pk, user=user, result=results[task.atom_id]).status == "completed":
+            completed.append(task.atom_id)
     process.refresh_from_db()
     return process, completed
+
+
+def runs_at_most(blueprint) -> int:
+    """Completions a process of the blueprint can take: every atom, once per run of its loops."""
+    return len(blueprint.atoms) * (1 + sum(edge.max_iterations for edge in blueprint.edges if edge.loop)) + 1
 
 
 @HYPOTHESIS
@@ -56,11 +62,18 @@ def test_the_dry_run_takes_the_live_path_and_explains_its_decisions(data):
     dry = simulation.dry_run(workflow_id, context, results)
     process, completed = run_live(workflow_id, context, results, user)
 
-    assert process.status == "completed"
-    assert dry["success"] is True
+    # A rework loop may run into its limit: live, an incident; in the dry run, an error.
+    assert process.status == "completed" or "loop_limit" in process.failure
+    assert dry["success"] is (process.status == "completed")
     assert dry["visited_atoms"] == completed
     assert set(dry["skipped_atoms"]) == set(process.steps_in("skipped"))
     live_fired = {(source, target) for source, targets in process.fired_edges.items() for target in targets}
-    assert {(edge["from"], edge["to"]) for edge in dry["fired_edges"]} == live_fired
-    assert all(((d["from"], d["to"]) in live_fired) == d["fired"] for d in dry["decisions"])
+    dry_fired = {(edge["from"], edge["to"]) for edge in dry["fired_edges"]}
+    if any(edge.get("loop") for edge in raw["edges"]):
+        # The dry run's edges are every decision made; a loop that ran again left the live
+        # process with its region's decisions undone.
+        assert live_fired <= dry_fired
+    else:
+        assert dry_fired == live_fired
+        assert all(((d["from"], d["to"]) in live_fired) == d["fired"] for d in dry["decisions"])
     assert simulation.simulate_workflow(workflow_id, context, results).context == process.context

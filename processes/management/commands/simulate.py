@@ -26,7 +26,8 @@ class Command(ServiceCommand):
     def add_arguments(self, parser):
         parser.add_argument("workflow_id")
         parser.add_argument("--context", help="initial context, a JSON object")
-        parser.add_argument("--results", help="JSON object: atom id -> that step's result")
+        parser.add_argument("--results", help="JSON object: atom id -> that step's result (for a step in a loop, "
+                                              "a list: the n-th completion takes the n-th, the last repeats)")
 
     def handle(self, *args, workflow_id, context, results, **options):
         try:
@@ -34,8 +35,9 @@ class Command(ServiceCommand):
             res = _json_object(results, "--results")
         except ValueError as exc:
             self.fail(str(exc))
-        if not all(isinstance(value, dict) for value in res.values()):
-            self.fail("--results: every value must be a JSON object")
+        if not all(isinstance(value, dict) or (isinstance(value, list) and value
+                       and all(isinstance(item, dict) for item in value)) for value in res.values()):
+            self.fail("--results: every value must be a JSON object, or a list of them for a step in a loop")
         outcome = simulation.simulate_workflow(workflow_id, ctx, res)
         self.stdout.write(json.dumps(outcome.as_dict()))
         if not outcome.success:
