@@ -217,6 +217,10 @@ GNDP_SOCKET_RECHECK_SECONDS = float(os.environ.get("GNDP_SOCKET_RECHECK_SECONDS"
 # With the in-memory layer, a server process with sockets open reads what other processes
 # (the worker) committed this often and passes it on live (processes.tail); 0: never.
 GNDP_LIVE_TAIL_SECONDS = float(os.environ.get("GNDP_LIVE_TAIL_SECONDS", "0.5"))
+# With Redis, a server process with sockets open reads the event log this often and sends
+# what no publisher sent (a worker killed between its commit and its publish:
+# processes.live_relay); 0: never.
+GNDP_LIVE_RELAY_SECONDS = float(os.environ.get("GNDP_LIVE_RELAY_SECONDS", "2"))
 
 # --- background work -----------------------------------------------------------------------
 if REDIS_URL:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -26,7 +27,7 @@ from django.conf import settings
 from gndp.websocket import database_call
 from tasks.access import roles_of, visible_processes
 
-from . import live, live_access, tail
+from . import live, live_access, live_relay, tail
 
 # Close codes in the application range (4000-4999), so a client can tell why.
 UNAUTHENTICATED = 4401
@@ -34,6 +35,8 @@ FORBIDDEN = 4403
 MESSAGE_TOO_BIG = 1009
 # The most a client frame may hold: a keep-alive is a few bytes.
 MAX_CLIENT_FRAME = 4096
+# Event ids a socket remembers having sent, to send each once.
+SENT_IDS_KEPT = 2000
 
 
 @dataclass
@@ -67,10 +70,12 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         self.refused = False
         self.check_due = 0.0
         self.expiry_timer: asyncio.TimerHandle | None = None
+        self.sent_ids: OrderedDict[int, None] = OrderedDict()
         if await self.check():
             if live.follows_others(self.channel_layer):
                 # What other processes (the worker) commit from now on reaches this socket too.
                 await database_call(tail.listen)()
+            live_relay.listen(self.channel_layer)  # and on Redis, what a killed one never sent
             await self.accept()
 
     async def disconnect(self, code) -> None:
@@ -89,13 +94,25 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
 
     async def event_message(self, message) -> None:
         if self.clear(message) or await self.may_hear(message):
-            await self.send_json(message["event"])
+            await self._send_new([message["event"]])
 
     async def event_batch(self, message) -> None:
         """Several events of one group, sent together by the publisher: one frame each."""
         if self.clear(message) or await self.may_hear(message):
-            for event in message["events"]:
-                await self.send_json(event)
+            await self._send_new(message["events"])
+
+    async def _send_new(self, events: list[dict]) -> None:
+        """Each event once: the relay (`processes.live_relay`) may send one its publisher sent
+        too, and one socket may hear an event through two of its groups."""
+        for event in events:
+            event_id = event.get("id")
+            if event_id is not None:
+                if event_id in self.sent_ids:
+                    continue
+                self.sent_ids[event_id] = None
+                if len(self.sent_ids) > SENT_IDS_KEPT:
+                    self.sent_ids.popitem(last=False)
+            await self.send_json(event)
 
     async def access_recheck(self, message) -> None:
         """From `processes.live_access`: a session of this user ended, or its access changed.

@@ -104,10 +104,13 @@ def broadcast(events: Iterable) -> None:
 
 def _publish(layer, events: list) -> None:
     """Which of the events' groups anybody listens to (with Redis, one round trip), then the
-    messages for those alone, sent."""
+    messages for those alone, sent; with Redis, the events then noted as sent, for the relay
+    (`processes.live_relay`) to know them from those a killed process never sent."""
     pairs = messages_for(events, listened_groups(layer, {group for event in events for group in groups_of(event)}))
     if pairs:
         run_for_listeners(layer, _send, layer, pairs)
+    if hasattr(layer, "mark_sent"):
+        run_for_listeners(layer, layer.mark_sent, [event.pk for event in events])
 
 
 # The event loop that the in-memory layer's consumers wait on (the server's), noted by each

@@ -79,3 +79,63 @@ def test_a_consumer_waiting_longer_than_redis_py_s_read_timeout_keeps_waiting(la
         return await asyncio.wait_for(waiting, 10)
 
     assert live.thread_loop().run_until_complete(scenario()) == {"type": "hello"}
+
+
+# --- the relay: what a killed publisher never sent ------------------------------------------------
+
+def test_publishers_note_what_they_sent(layer):
+    run = live.thread_loop().run_until_complete
+
+    run(layer.mark_sent([101, 102]))
+
+    assert run(layer.unsent([100, 101, 102, 103])) == [100, 103]
+
+
+@pytest.mark.django_db
+def test_the_relay_sends_the_committed_events_no_publisher_sent_and_only_those(layer, small_version, clerk):
+    from processes import live_relay
+    from processes.services import start_process
+
+    relay = live_relay.Relay()
+    relay.round(0.0)  # begins where the event log ends
+    # Committed, never published: a test transaction never commits, so nothing was sent.
+    process = start_process(workflow_id="journey-small", user=clerk)
+    ids = list(ProcessEvent.objects.filter(process=process).order_by("pk").values_list("pk", flat=True))
+    channel = async_to_sync(_listener)(layer, live.process_group(process.pk))
+    live.thread_loop().run_until_complete(layer.mark_sent(ids[:1]))  # its publisher sent the first
+
+    assert relay.round(1.0) == []  # read, and given SETTLE seconds to be sent
+    due = relay.round(1.0 + live_relay.SETTLE)
+    lost = live_relay.send_unsent(layer, due)
+
+    assert [event.pk for event in due] == ids and [event.pk for event in lost] == ids[1:]
+    message = async_to_sync(layer.receive)(channel)
+    sent = [event["id"] for event in message["events"]] if message["type"] == "event.batch" else [message["event"]["id"]]
+    assert sent == ids[1:]
+    assert live_relay.send_unsent(layer, due) == []  # noted as sent now
+    assert relay.round(10.0) == []
+
+
+async def _listener(layer, group):
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return channel
+
+
+def test_a_socket_sends_each_event_once():
+    from collections import OrderedDict
+
+    from processes.consumers import InboxConsumer
+
+    consumer = InboxConsumer()
+    consumer.sent_ids = OrderedDict()
+    sent = []
+
+    async def send_json(event):
+        sent.append(event["id"])
+
+    consumer.send_json = send_json
+    async_to_sync(consumer._send_new)([{"id": 1}, {"id": 2}, {"id": 1}])
+    async_to_sync(consumer._send_new)([{"id": 2}, {"id": 3}])
+
+    assert sent == [1, 2, 3]
