@@ -54,6 +54,11 @@ def loop_key(source: str, target: str) -> str:
     return f"{source}>{target}"
 
 
+def run_of(loops: Mapping[str, Mapping[str, int]], key: str) -> int:
+    """The run a loop's region is in: 1 until it first runs again."""
+    return loops.get(key, {}).get("iteration", 1)
+
+
 @dataclass(frozen=True)
 class Runtime:
     """A process's atom states; per decided atom, the targets of its fired edges; and per
@@ -76,7 +81,7 @@ class Runtime:
                    loops=loops or {})
 
     def iteration(self, key: str) -> int:
-        return self.loops.get(key, {}).get("iteration", 1)
+        return run_of(self.loops, key)
 
     def edge_fired(self, source: str, target: str) -> bool | None:
         """True or False once the source is decided (False for ever once it is cancelled),
@@ -181,7 +186,7 @@ class _Walk:
         for (inner_source, inner_target), members in self.bp.regions.items():
             if members < region:
                 self.loops.pop(loop_key(inner_source, inner_target), None)
-        iteration = self.loops.get(key, {}).get("iteration", 1) + 1
+        iteration = run_of(self.loops, key) + 1
         self.loops[key] = {**self.loops.get(key, {}), "iteration": iteration}
         self.repeated.append({"from": source, "to": target, "iteration": iteration})
         self.set_state(target, ACTIVE)
@@ -287,11 +292,10 @@ def allow_one_more(blueprint: Blueprint, runtime: Runtime, atom_id: str) -> Runt
     edges whose region ran its allowed iterations may run once more."""
     loops = {key: dict(value) for key, value in runtime.loops.items()}
     for edge in blueprint.outgoing[atom_id]:
-        if edge.loop:
-            key = loop_key(atom_id, edge.target)
-            entry = loops.setdefault(key, {})
-            if runtime.iteration(key) >= edge.max_iterations + entry.get("extra", 0):
-                entry["extra"] = entry.get("extra", 0) + 1
+        key = loop_key(atom_id, edge.target)
+        extra = loops.get(key, {}).get("extra", 0)
+        if edge.loop and runtime.iteration(key) >= edge.max_iterations + extra:
+            loops[key] = {**loops.get(key, {}), "extra": extra + 1}
     return Runtime(states=runtime.states, fired=runtime.fired, loops=loops)
 
 
