@@ -75,10 +75,14 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             if live.follows_others(self.channel_layer):
                 # What other processes (the worker) commit from now on reaches this socket too.
                 await database_call(tail.listen)()
-            live_relay.listen(self.channel_layer)  # and on Redis, what a killed one never sent
+            # And on Redis, what a killed publisher never sent.
+            self.relayed = live_relay.listen(self.channel_layer)
             await self.accept()
 
     async def disconnect(self, code) -> None:
+        if getattr(self, "relayed", False):
+            self.relayed = False
+            live_relay.leave()
         if getattr(self, "expiry_timer", None) is not None:
             self.expiry_timer.cancel()
         if getattr(self, "groups_joined", None):

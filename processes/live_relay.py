@@ -33,21 +33,33 @@ SETTLE = 2.0  # seconds a publisher has to send and note an event (it sends ever
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _pid = 0
+_sockets = 0  # open in this process, on a layer the relay serves
 
 
-def listen(layer) -> None:
+def listen(layer) -> bool:
     """A socket opened in this process: make sure the relay runs, on a layer that notes what
-    it sent (Redis; the in-memory layer's own tail passes everything on already)."""
-    global _thread, _pid
+    it sent (Redis; the in-memory layer's own tail passes everything on already). True when
+    the socket counts: it calls `leave` when it closes."""
+    global _thread, _pid, _sockets
     interval = settings.GNDP_LIVE_RELAY_SECONDS
     if interval <= 0 or not hasattr(layer, "unsent"):
-        return
+        return False
     with _lock:
-        if _thread is not None and _pid == os.getpid() and _thread.is_alive():
-            return
-        _pid = os.getpid()
-        _thread = threading.Thread(target=_run, args=(interval,), name="gndp-live-relay", daemon=True)
-        _thread.start()
+        if _pid != os.getpid():  # a fork: the parent's thread and sockets are not this process's
+            _thread, _sockets = None, 0
+        _sockets += 1
+        if _thread is None or not _thread.is_alive():
+            _pid = os.getpid()
+            _thread = threading.Thread(target=_run, args=(interval,), name="gndp-live-relay", daemon=True)
+            _thread.start()
+    return True
+
+
+def leave() -> None:
+    """A counted socket closed; the relay stops `tail.QUIET` seconds after the last one."""
+    global _sockets
+    with _lock:
+        _sockets = max(0, _sockets - 1)
 
 
 class Relay:
@@ -85,9 +97,20 @@ def send_unsent(layer, events: list) -> list:
 
 
 def _run(interval: float) -> None:
+    global _thread
     relay = Relay()
+    quiet_since: float | None = None
     while True:
         time.sleep(interval)
+        with _lock:
+            if _sockets:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > tail.QUIET:
+                # Decided under the lock `listen` takes: a socket that opens now starts a new relay.
+                _thread = None
+                return
         with database_use():  # see gndp.forksafe
             try:
                 due = relay.round(time.monotonic())

@@ -139,3 +139,22 @@ def test_a_socket_sends_each_event_once():
     async_to_sync(consumer._send_new)([{"id": 2}, {"id": 3}])
 
     assert sent == [1, 2, 3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_runs_while_sockets_are_open_and_stops_after_the_last(layer, settings, monkeypatch):
+    from processes import live_relay, tail
+
+    settings.GNDP_LIVE_RELAY_SECONDS = 0.05
+    monkeypatch.setattr(tail, "QUIET", 0.2)
+
+    assert live_relay.listen(layer) and live_relay.listen(layer)
+    thread = live_relay._thread
+    live_relay.leave()
+    time.sleep(0.5)
+    assert thread.is_alive()  # one socket is still open
+    live_relay.leave()
+    thread.join(timeout=5)
+
+    assert not thread.is_alive()
+    assert live_relay.listen(object()) is False  # the in-memory layer needs no relay
