@@ -147,6 +147,7 @@ def test_the_relay_runs_while_sockets_are_open_and_stops_after_the_last(layer, s
 
     settings.GNDP_LIVE_RELAY_SECONDS = 0.05
     monkeypatch.setattr(tail, "QUIET", 0.2)
+    monkeypatch.setattr(live_relay, "_sockets", 0)  # sockets of earlier tests that never closed
 
     assert live_relay.listen(layer) and live_relay.listen(layer)
     thread = live_relay._thread
