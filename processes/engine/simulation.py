@@ -161,6 +161,8 @@ def explain_decision(
         return []
     conditional_fired = [e.target for e in outgoing if e.conditional and e.target in fired]
     exclusive = blueprint.atoms[atom_id].choose == CHOOSE_FIRST
+    # A back edge that fired leaves the atom's other edges undecided (Rework loops, 2).
+    repeated = next((edge.target for edge in outgoing if edge.loop and edge.target in fired), None)
     redact = blueprint.sensitive_fields
     records = []
     for edge in outgoing:
@@ -184,6 +186,8 @@ def explain_decision(
             )
         else:
             record["reason"] = "unconditional: always fires"
+        if repeated is not None and not edge.loop:
+            record["reason"] = f"not decided: the loop back to {repeated} ran again ({record['reason']})"
         records.append(record)
     return records
 

@@ -108,6 +108,9 @@ def test_every_decision_record_agrees_with_the_engine(data):
 
     for record in outcome.decisions:
         siblings = [d for d in outcome.decisions if d["atom"] == record["atom"]]
+        if record["reason"].startswith("not decided: the loop back to"):
+            assert record["fired"] is False  # a back edge of the same decision fired
+            continue
         if record["kind"] == "conditional":
             held = all(rule["held"] for rule in record["rules"])
             earlier = siblings[:siblings.index(record)]
