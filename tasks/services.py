@@ -202,13 +202,12 @@ def cancel_task(task_id: Any, *, user, reason: str = "") -> TaskInstance:
         _require_running(s.process)
         if not may_cancel(user, task):
             raise Forbidden("only the task's manager or an administrator may cancel it")
-        process = s.process
+        context = sensitive.reveal(sensitive.paths_of(s.process), s.process.context)
         try:
-            outcome = core.withdraw(s.blueprint, s.runtime(), sensitive.reveal(sensitive.paths_of(process),
-                                                                               process.context), task.atom_id)
+            outcome = core.withdraw(s.blueprint, s.runtime(), context, task.atom_id)
         except core.AtomNotActive as exc:
             raise Conflict(str(exc), code="atom_not_active") from exc
-        close_tasks(process, [task], s.log, EventType.TASK_CANCELLED, timezone.now(), reason=reason, withdrawn=True)
+        close_tasks(s.process, [task], s.log, EventType.TASK_CANCELLED, timezone.now(), reason=reason, withdrawn=True)
         s.advance(outcome, closing=task)
     return task
 

@@ -109,13 +109,10 @@ class Blueprint:
     def regions(self) -> dict[tuple[str, str], frozenset[str]]:
         """Each back edge (X, Y) -> its region: the atoms on a path of ordinary edges from Y
         to X, both included. The normalizer has checked that Y reaches X."""
-        found = {}
-        for edge in self.edges:
-            if edge.loop:
-                after = self._reach(edge.target, forward=True)
-                before = self._reach(edge.source, forward=False)
-                found[(edge.source, edge.target)] = frozenset(after & before)
-        return found
+        after = {atom_id: [edge.target for edge in edges if not edge.loop] for atom_id, edges in self.outgoing.items()}
+        before = {atom_id: [edge.source for edge in edges] for atom_id, edges in self.incoming.items()}
+        return {(edge.source, edge.target): frozenset(reachable(edge.target, after) & reachable(edge.source, before))
+                for edge in self.edges if edge.loop}
 
     @cached_property
     def region_of(self) -> dict[str, tuple[str, str]]:
@@ -125,21 +122,6 @@ class Blueprint:
             for atom_id in members:
                 innermost[atom_id] = key
         return innermost
-
-    def _reach(self, start: str, *, forward: bool) -> set[str]:
-        seen = {start}
-        todo = [start]
-        while todo:
-            atom_id = todo.pop()
-            edges = self.outgoing[atom_id] if forward else self.incoming[atom_id]
-            for edge in edges:
-                if edge.loop:
-                    continue
-                nxt = edge.target if forward else edge.source
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        return seen
 
     @cached_property
     def dependents(self) -> dict[str, tuple[str, ...]]:
@@ -201,6 +183,18 @@ class Blueprint:
             if not any(path.startswith(parent + ".") for parent in kept):
                 kept.append(path)
         return tuple(kept)
+
+
+def reachable(start: str, arcs: Mapping[str, Iterable[str]]) -> set[str]:
+    """`start` and every node its arcs lead to."""
+    seen = {start}
+    todo = [start]
+    while todo:
+        for nxt in arcs.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
 
 
 def _group(atoms: Iterable[str], edges: Iterable[Edge], key) -> dict[str, tuple[Edge, ...]]:

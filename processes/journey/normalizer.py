@@ -23,6 +23,7 @@ from processes.engine.blueprint import (  # the canonical form omits the default
     DEFAULT_SYSTEM_RETRIES,
     FIRST_DONE,
     THEN,
+    reachable,
 )
 from processes.engine.durations import format_duration, parse_duration
 from processes.engine.rules import (
@@ -891,7 +892,7 @@ class _Normalizer:
             source, target = edge.out["from"], edge.out["to"]
             if not (edge.out.get("rules") or "condition" in edge.out or edge.out.get("default")):
                 self.problem(f"{edge.place}.loop", "a back edge carries a condition or is its atom's default edge")
-            region = frozenset(_reach(target, after) & _reach(source, before))
+            region = frozenset(reachable(target, after) & reachable(source, before))
             if source not in region:
                 self.problem(edge.place, f"not a loop: {show(target)} does not lead to {show(source)} "
                                          "through ordinary ENABLES edges")
@@ -911,13 +912,3 @@ class _Normalizer:
                                              "one lies inside the other")
             regions.append((edge.place, region))
 
-
-def _reach(start: str, arcs: dict[str, list[str]]) -> set[str]:
-    seen = {start}
-    todo = [start]
-    while todo:
-        for nxt in arcs.get(todo.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen

@@ -44,16 +44,18 @@ def rework_version(db):
     return publish_journey(REWORK).version
 
 
-
+def sent_back_once(user):
+    """A process whose file was prepared, reviewed and sent back once."""
+    process = start_process(workflow_id="journey-rework", user=user)
+    work(process, "intake", user)
+    work(process, "prepare", user)
+    work(process, "review", user, {"approved": False})
+    return process
 
 
 @pytest.mark.django_db
 def test_a_file_sent_back_is_prepared_and_reviewed_again(rework_version, desk):
-    process = start_process(workflow_id="journey-rework", user=desk)
-    work(process, "intake", desk)
-    work(process, "prepare", desk)
-
-    work(process, "review", desk, {"approved": False})
+    process = sent_back_once(desk)
 
     process.refresh_from_db()
     assert process.atom_states == {"intake": "completed", "prepare": "active", "review": "waiting",
@@ -110,13 +112,9 @@ def test_the_loops_limit_is_an_incident_an_administrators_retry_lets_through(rew
     assert process.status == "completed"
 
 
-
 @pytest.mark.django_db
 def test_visualize_draws_the_back_edge_and_the_run(rework_version, desk):
-    process = start_process(workflow_id="journey-rework", user=desk)
-    work(process, "intake", desk)
-    work(process, "prepare", desk)
-    work(process, "review", desk, {"approved": False})
+    process = sent_back_once(desk)
 
     graph = api(desk).get(f"/api/processes/{process.pk}/visualize").json()
 

@@ -8,8 +8,6 @@ publisher sends to another Redis (the suite's): for the server's Redis, it was n
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
 
 import pytest
@@ -17,20 +15,11 @@ import pytest
 from processes.services import start_process
 from tasks import services as task_services
 from tasks.models import TaskInstance
+from tests.background.test_live_across_processes import received
 from tests.reliability import journeys
 from tests.reliability.test_redis_outage import inbox_socket
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def frames(socket, seconds: float) -> list[dict]:
-    got, deadline = [], time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            got.append(json.loads(socket.recv(timeout=left)))
-        except TimeoutError:
-            break
-    return got
 
 
 def test_a_step_whose_publisher_died_reaches_the_inbox_once(cluster, publish, rel_clerk):
@@ -43,9 +32,9 @@ def test_a_step_whose_publisher_died_reaches_the_inbox_once(cluster, publish, re
     fill = TaskInstance.objects.get(process=process, atom_id="flow-fill")
 
     with inbox_socket(server, clerk) as socket:
-        frames(socket, 1.0)  # the relay starts with the socket, at the end of the event log
+        received(socket, 1.0)  # the relay starts with the socket, at the end of the event log
         task_services.complete_task(fill.pk, user=clerk, result={"amount": 3})
-        seen = frames(socket, 6.0)
+        seen = received(socket, 6.0)
 
     completed = [f for f in seen if f.get("type") == "task.completed" and f.get("task_id") == fill.pk]
     assert len(completed) == 1, [f.get("type") for f in seen]
